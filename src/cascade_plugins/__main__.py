@@ -1,0 +1,4 @@
+from cascade_plugins.cli import main
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Backends run one cascade stage: the embedded CPU host and the NeMo RL adapters."""

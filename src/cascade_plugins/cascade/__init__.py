@@ -1,0 +1,1 @@
+"""Cascade RL: the stage plan, the sequencer, the teacher registry, the report."""

@@ -1,0 +1,1 @@
+"""Dataset plugins: generated data for quickstarts and tests."""

@@ -1,0 +1,1 @@
+"""Loss plugins (torch only): MOPD works on per-token log-prob tensors."""

@@ -1,0 +1,1 @@
+"""Reward plugins: pure Python scoring of samples (no torch, no Ray)."""
