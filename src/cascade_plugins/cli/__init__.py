@@ -15,9 +15,10 @@ def cli() -> None:
 
 def _add_commands() -> None:
     # One import per sub-command module; each module defines one click command (or group).
-    from cascade_plugins.cli import plugins_cmd
+    from cascade_plugins.cli import plugins_cmd, score
 
     cli.add_command(plugins_cmd.plugins)
+    cli.add_command(score.score)
 
 
 _add_commands()
