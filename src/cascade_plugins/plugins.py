@@ -30,6 +30,13 @@ ENV_VAR = "CASCADE_PLUGINS"
 
 #: short name -> module. Each module registers itself through the hooks, like any plugin.
 BUILTIN_PLUGINS: dict[str, str] = {
+    "math": "cascade_plugins.rewards.math.plugin",
+    "mopd": "cascade_plugins.losses.mopd.plugin",
+    "code": "cascade_plugins.rewards.code.plugin",
+    "local": "cascade_plugins.backends.local.plugin",
+    "nemo_rl": "cascade_plugins.backends.nemo_rl.plugin",
+    "synthetic": "cascade_plugins.datasets.plugin",
+    "competition": "cascade_plugins.rewards.competition.plugin",
 }
 
 Kind = Literal["reward", "loss", "backend", "dataset"]

@@ -19,6 +19,15 @@ def _add_commands() -> None:
 
     cli.add_command(plugins_cmd.plugins)
     cli.add_command(score.score)
+    from cascade_plugins.cli import plan, report, run, status
+
+    cli.add_command(plan.plan)
+    cli.add_command(run.run)
+    cli.add_command(status.status)
+    cli.add_command(report.report)
+    from cascade_plugins.cli import judge
+
+    cli.add_command(judge.judge)
 
 
 _add_commands()

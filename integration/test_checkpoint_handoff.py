@@ -1,0 +1,112 @@
+"""Stage hand-off on real NeMo RL checkpoints: a tiny Llama trained a step on CPU, saved as DCP
+in NeMo RL's layout by NeMo RL's own checkpoint code, picked (best / last) and converted to HF by
+the backend with NeMo RL's converter, then reloaded with transformers."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from cascade_plugins.backends.nemo_rl import compat
+from cascade_plugins.backends.nemo_rl.checkpoints import finish_stage, weights_format
+
+
+@pytest.fixture(scope="module")
+def process_group():
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        dist.init_process_group("gloo", init_method="tcp://127.0.0.1:29533", rank=0, world_size=1)
+    yield
+    dist.destroy_process_group()
+
+
+def _logits(model_dir: Path, ids):
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(model_dir, torch_dtype=torch.float32)
+    with torch.no_grad():
+        return model(ids).logits
+
+
+def _train_and_save(model_dir: Path, manager, master, step: int, metric: float, seed: int):
+    """One AdamW step from the HF folder, saved as ``step_<step>`` with ``val:accuracy``."""
+    import torch
+    from nemo_rl.utils.native_checkpoint import save_checkpoint
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    torch.manual_seed(seed)
+    model = AutoModelForCausalLM.from_pretrained(model_dir, torch_dtype=torch.float32)
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    ids = torch.randint(5, model.config.vocab_size, (2, 12))
+    model(ids, labels=ids).loss.backward()
+    optimizer.step()
+    tmp = Path(manager.init_tmp_checkpoint(step, {"current_step": step, "val:accuracy": metric}, master))
+    save_checkpoint(
+        model, str(tmp / "policy" / "weights"), optimizer=optimizer,
+        optimizer_path=str(tmp / "policy" / "optimizer"), tokenizer=tokenizer,
+        tokenizer_path=str(tmp / "policy" / "tokenizer"),
+    )
+    manager.finalize_checkpoint(tmp)
+    with torch.no_grad():
+        return model(torch.arange(5, 25).unsqueeze(0)).logits
+
+
+def test_best_and_last_checkpoints_convert_to_hf(
+    tmp_path: Path, nemo_rl_root: Path, process_group: None
+) -> None:
+    import torch
+    from tiny_model import build_tiny_model
+
+    model_dir = build_tiny_model(tmp_path / "tiny")
+    ckpt_dir = tmp_path / "stage" / "checkpoints"
+    config = compat.load_config_dict(
+        nemo_rl_root / "examples" / "configs" / "grpo_math_1B.yaml",
+        [f"policy.model_name={model_dir}", f"checkpointing.checkpoint_dir={ckpt_dir}",
+         "checkpointing.metric_name=val:accuracy", "checkpointing.higher_is_better=true",
+         "checkpointing.save_period=1"],  # NeMo RL prunes steps off the save period
+    )
+    master = compat.validate_master_config("grpo", config)
+    manager = compat.checkpoint_manager(master.checkpointing)
+    best_logits = _train_and_save(model_dir, manager, master, 1, 0.9, seed=1)
+    last_logits = _train_and_save(model_dir, manager, master, 2, 0.5, seed=2)
+    assert not torch.allclose(best_logits, last_logits)
+    assert weights_format(ckpt_dir / "step_1") == "dcp"
+
+    ids = torch.arange(5, 25).unsqueeze(0)
+    best = finish_stage("s1", master.checkpointing, "best", tmp_path / "hf_best")
+    assert best.checkpoint.step == 1 and best.checkpoint.format == "hf"
+    assert best.validation == {"accuracy": 0.9}
+    assert [m["step"] for m in best.metrics] == [1, 2]
+    torch.testing.assert_close(_logits(Path(best.checkpoint.path), ids), best_logits, rtol=0, atol=1e-5)
+
+    # the stage runner's CLI path (what the backend's command runs), choosing the last step
+    stage_yaml = tmp_path / "stage.yaml"
+    stage_yaml.write_text(yaml.safe_dump(
+        {"defaults": str(nemo_rl_root / "examples/configs/grpo_math_1B.yaml"),
+         "policy": {"model_name": str(model_dir)},
+         "checkpointing": {"checkpoint_dir": str(ckpt_dir), "metric_name": "val:accuracy", "save_period": 1}}
+    ))
+    result_path = tmp_path / "result.json"
+    subprocess.run(
+        [sys.executable, "-m", "cascade_plugins.backends.nemo_rl.stage_runner", "--config", str(stage_yaml),
+         "--skip-training", "--stage", "s1", "--select", "last", "--result", str(result_path),
+         "--hf-dir", str(tmp_path / "hf_last")],
+        check=True,
+    )
+    result = json.loads(result_path.read_text())
+    assert result["stage"] == "s1" and result["checkpoint"]["step"] == 2
+    torch.testing.assert_close(_logits(Path(result["checkpoint"]["path"]), ids), last_logits, rtol=0, atol=1e-5)
+    # the next stage can start from it: the tokenizer came along
+    from transformers import AutoTokenizer
+
+    assert AutoTokenizer.from_pretrained(result["checkpoint"]["path"]).encode("ab") == [
+        AutoTokenizer.from_pretrained(model_dir).encode("ab")
+    ][0]

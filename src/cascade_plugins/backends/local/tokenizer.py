@@ -1,0 +1,39 @@
+"""A character-level tokenizer built locally with ``tokenizers`` (nothing comes from a hub)."""
+
+from __future__ import annotations
+
+from tokenizers import Tokenizer, decoders
+from tokenizers.models import BPE
+from transformers import PreTrainedTokenizerFast
+
+__all__ = ["DEFAULT_ALPHABET", "SPECIAL_TOKENS", "build_char_tokenizer"]
+
+#: printable ASCII from space to ``~`` plus tab and newline: prompts, ``\boxed{}``, Python code
+DEFAULT_ALPHABET = "\t\n" + "".join(chr(c) for c in range(32, 127))
+#: pad, begin, end, unknown, at ids 0..3
+SPECIAL_TOKENS = ("<pad>", "<s>", "</s>", "<unk>")
+
+
+def build_char_tokenizer(alphabet: str | None = None) -> PreTrainedTokenizerFast:
+    """One token per character of ``alphabet`` (a BPE model with no merges), so any text made of
+    those characters round-trips exactly; other characters map to ``<unk>``."""
+    chars = list(dict.fromkeys(alphabet if alphabet is not None else DEFAULT_ALPHABET))
+    if not chars:
+        raise ValueError("tokenizer alphabet is empty")
+    clash = set(chars) & set(SPECIAL_TOKENS)
+    if clash:
+        raise ValueError(f"tokenizer alphabet contains special tokens {sorted(clash)}")
+    vocab = {token: i for i, token in enumerate([*SPECIAL_TOKENS, *chars])}
+    # No pre-tokenizer and no merges: BPE splits the whole text into single characters, spaces and
+    # newlines included; the Fuse decoder joins them back without inserting separators.
+    core = Tokenizer(BPE(vocab=vocab, merges=[], unk_token="<unk>"))
+    core.decoder = decoders.Fuse()
+    pad, bos, eos, unk = SPECIAL_TOKENS
+    return PreTrainedTokenizerFast(
+        tokenizer_object=core,
+        pad_token=pad,
+        bos_token=bos,
+        eos_token=eos,
+        unk_token=unk,
+        clean_up_tokenization_spaces=False,
+    )

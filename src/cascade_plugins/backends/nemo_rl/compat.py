@@ -1,0 +1,202 @@
+"""Every NeMo RL version difference we rely on, in one place.
+
+Tested against the commits pinned in ``integration/pins.toml`` (v0.7.0 and a later main). What
+differs between them and how it is bridged:
+
+- config sections are pydantic models on newer versions and TypedDicts (plain dicts) on older
+  ones: :func:`cfg_get` reads either;
+- the loss module moved from ``nemo_rl.algorithms.loss_functions`` (<= 0.5) to
+  ``nemo_rl.algorithms.loss`` (>= 0.6): :func:`loss_types`;
+- NeMo RL requires Python 3.13; its pydantic configs hold ``typing.TypedDict`` fields, which
+  pydantic rejects below Python 3.12. :func:`apply_python_shims` makes 3.11/3.12 work (for CPU
+  test venvs) by pointing ``typing.TypedDict`` at ``typing_extensions.TypedDict`` before NeMo RL
+  is imported; on 3.13 it does nothing.
+
+Nothing here imports NeMo RL at module import time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+Algorithm = Literal["grpo", "sft"]
+
+
+def apply_python_shims() -> None:
+    """Make NeMo RL's pydantic configs importable below Python 3.12 (no-op on 3.12+)."""
+    if sys.version_info >= (3, 12):
+        return
+    import typing
+
+    import typing_extensions
+
+    typing.TypedDict = typing_extensions.TypedDict  # type: ignore[misc]
+
+
+def nemo_rl_available() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("nemo_rl") is not None
+
+
+def nemo_rl_version() -> str:
+    apply_python_shims()
+    from nemo_rl import package_info
+
+    return str(package_info.__version__)
+
+
+def nemo_rl_root() -> Path | None:
+    """The checkout NeMo RL is imported from (``examples/`` and configs live there)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("nemo_rl")
+    if spec is None or not spec.origin:
+        return None
+    return Path(spec.origin).resolve().parent.parent
+
+
+def cfg_get(section: Any, key: str, default: Any = None) -> Any:
+    """``section[key]`` for dict sections, ``section.key`` for pydantic ones."""
+    if section is None:
+        return default
+    if isinstance(section, Mapping):
+        return section.get(key, default)
+    return getattr(section, key, default)
+
+
+def system_python_executable() -> str:
+    apply_python_shims()
+    from nemo_rl.distributed.virtual_cluster import PY_EXECUTABLES
+
+    return str(PY_EXECUTABLES.SYSTEM)
+
+
+def env_registries() -> Any:
+    """NeMo RL's environment, actor-environment and processor registries."""
+    apply_python_shims()
+    from nemo_rl.data import processors
+    from nemo_rl.distributed import ray_actor_environment_registry as actor_envs
+    from nemo_rl.environments import utils as env_utils
+
+    from cascade_plugins.backends.nemo_rl.registration import EnvRegistries
+
+    return EnvRegistries(
+        env_registry=env_utils.ENV_REGISTRY,
+        register_env=env_utils.register_env,
+        actor_registry=actor_envs.ACTOR_ENVIRONMENT_REGISTRY,
+        system_executable=system_python_executable(),
+        processor_registry=processors.PROCESSOR_REGISTRY,
+        register_processor=processors.register_processor,
+    )
+
+
+def loss_types() -> tuple[Any, Any]:
+    """``(LossType, LossInputType)`` wherever this NeMo RL keeps them."""
+    apply_python_shims()
+    try:
+        from nemo_rl.algorithms.loss.interfaces import LossInputType, LossType
+    except ImportError:  # <= 0.5
+        from nemo_rl.algorithms.interfaces import LossInputType, LossType  # type: ignore[no-redef]
+    return LossType, LossInputType
+
+
+def master_config_class(algorithm: Algorithm) -> type:
+    apply_python_shims()
+    if algorithm == "grpo":
+        from nemo_rl.algorithms.grpo import MasterConfig
+    elif algorithm == "sft":
+        from nemo_rl.algorithms.sft import MasterConfig  # type: ignore[no-redef]
+    else:
+        raise ValueError(f"no NeMo RL MasterConfig for algorithm {algorithm!r}")
+    return MasterConfig
+
+
+def load_config_dict(path: str | Path, overrides: Sequence[str] = ()) -> dict[str, Any]:
+    """NeMo RL's own ``load_config`` (``defaults:`` inheritance) + Hydra overrides, resolved."""
+    apply_python_shims()
+    from nemo_rl.utils.config import load_config, parse_hydra_overrides, register_omegaconf_resolvers
+    from omegaconf import OmegaConf
+
+    register_omegaconf_resolvers()
+    config = load_config(str(path))
+    if overrides:
+        config = parse_hydra_overrides(config, list(overrides))
+    return OmegaConf.to_container(config, resolve=True)  # type: ignore[return-value]
+
+
+def validate_master_config(algorithm: Algorithm, config: Mapping[str, Any]) -> Any:
+    """The upstream ``MasterConfig`` for ``config`` (raises pydantic's ValidationError)."""
+    return master_config_class(algorithm)(**dict(config))
+
+
+def checkpoint_manager(checkpointing: Mapping[str, Any]) -> Any:
+    apply_python_shims()
+    from nemo_rl.utils.checkpoint import CheckpointManager
+
+    return CheckpointManager(dict(checkpointing))
+
+
+def convert_dcp_to_hf(
+    dcp_path: str | Path, hf_path: str | Path, model_name: str, tokenizer_name: str, hf_overrides: Mapping[str, Any]
+) -> str:
+    apply_python_shims()
+    from nemo_rl.utils.native_checkpoint import convert_dcp_to_hf as upstream
+
+    return upstream(
+        dcp_ckpt_path=str(dcp_path),
+        hf_ckpt_path=str(hf_path),
+        model_name_or_path=model_name,
+        tokenizer_name_or_path=tokenizer_name,
+        hf_overrides=dict(hf_overrides or {}),
+    )
+
+
+def megatron_converter_script() -> Path:
+    root = nemo_rl_root()
+    if root is None:
+        raise RuntimeError("NeMo RL is not importable; cannot locate examples/converters")
+    return root / "examples" / "converters" / "convert_megatron_to_hf.py"
+
+
+def sft_entry_script() -> Path:
+    root = nemo_rl_root()
+    if root is None:
+        raise RuntimeError("NeMo RL is not importable; cannot locate examples/run_sft.py")
+    return root / "examples" / "run_sft.py"
+
+
+@contextlib.contextmanager
+def wrapped_advantage_estimator(wrap: Callable[[Any], Any]) -> Iterator[None]:
+    """While active, ``grpo_train`` builds its advantage estimator as usual and then passes it
+    through ``wrap``. ``grpo_train`` creates the estimator internally with no hook, so this
+    wraps the module-level factory for the duration of one stage process."""
+    apply_python_shims()
+    from nemo_rl.algorithms import grpo
+
+    factory = getattr(grpo, "_create_advantage_estimator", None)
+    if factory is None:
+        raise RuntimeError(
+            "this NeMo RL has no nemo_rl.algorithms.grpo._create_advantage_estimator; "
+            "the synchronous MOPD path needs it (see docs/nemo-rl.md for the async OPD path)"
+        )
+
+    def patched(master_config: Any) -> Any:
+        return wrap(factory(master_config))
+
+    grpo._create_advantage_estimator = patched
+    try:
+        yield
+    finally:
+        grpo._create_advantage_estimator = factory
+
+
+def batched_data_dict_class() -> type:
+    apply_python_shims()
+    from nemo_rl.distributed.batched_data_dict import BatchedDataDict
+
+    return BatchedDataDict

@@ -1,0 +1,156 @@
+"""Getting our JSONL rows into NeMo RL with their ground truth / tests / problem intact.
+
+- :func:`extra_env_info` picks what a reward reads from a row; NeMo RL carries it per sample as
+  ``extra_env_info`` and hands it to the environment's ``step`` as ``metadata``.
+- :func:`cascade_data_processor` is a NeMo RL data processor (``processor: cascade_data_processor``)
+  that templates the prompt with the tokenizer's chat template and returns a ``DatumSpec``.
+- :class:`~cascade_plugins.backends.nemo_rl.dataset.CascadeJsonlDataset` loads our JSONL files
+  (``dataset_name: cascade_plugins.backends.nemo_rl.dataset.CascadeJsonlDataset``).
+
+Rows are JSON objects: ``prompt`` (or chat ``messages``), and whichever of ``ground_truth``,
+``tests``, ``problem`` the reward needs; ``domain`` and any other keys travel as metadata.
+This module imports neither NeMo RL nor Ray.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+#: the column of the Hugging Face dataset that holds each row as JSON text (rows have nested,
+#: heterogeneous values such as test lists, which Arrow columns cannot hold uniformly)
+ROW_COLUMN = "cascade_row"
+
+_TARGET_KEYS = ("ground_truth", "tests", "problem")
+
+
+class DataRowError(ValueError):
+    """A data row that cannot be used; the message names the file, line and key."""
+
+
+def read_jsonl(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """``(line_number, row)`` for each non-blank line; malformed lines raise :class:`DataRowError`."""
+    path = Path(path)
+    with path.open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise DataRowError(f"{path}:{number}: invalid JSON ({exc.msg})") from None
+            if not isinstance(row, dict):
+                raise DataRowError(f"{path}:{number}: a row must be a JSON object, got {type(row).__name__}")
+            yield number, row
+
+
+def prompt_messages(row: Mapping[str, Any], where: str = "row") -> list[dict[str, Any]]:
+    """The chat messages to template: ``messages`` without a trailing assistant turn (that turn
+    is the reference answer), or one user turn made of ``prompt``."""
+    messages = row.get("messages")
+    if messages is not None:
+        if not isinstance(messages, list) or not all(isinstance(m, Mapping) and "role" in m for m in messages):
+            raise DataRowError(f"{where}: 'messages' must be a list of {{role, content}} objects")
+        turns = [dict(m) for m in messages]
+        if turns and turns[-1]["role"] == "assistant":
+            turns = turns[:-1]
+        if not turns:
+            raise DataRowError(f"{where}: 'messages' has no prompt turn")
+        return turns
+    prompt = row.get("prompt")
+    if not isinstance(prompt, str):
+        raise DataRowError(f"{where}: needs a string 'prompt' (or 'messages'), got {type(prompt).__name__}")
+    return [{"role": "user", "content": prompt}]
+
+
+def extra_env_info(row: Mapping[str, Any], where: str = "row", *, require_target: bool = True) -> dict[str, Any]:
+    """What our environments read: ``ground_truth``/``tests``/``problem`` (those present),
+    ``domain``, the raw ``prompt`` text, and every other key under ``metadata``.
+
+    ``require_target=False`` accepts prompt-only rows (distillation-only domains).
+    A chat row whose last turn is the assistant's and that has no explicit target uses that turn
+    as ``ground_truth`` (the layout of NeMo RL's own math datasets).
+    """
+    info: dict[str, Any] = {key: row[key] for key in _TARGET_KEYS if key in row}
+    messages = row.get("messages")
+    if (
+        not info
+        and isinstance(messages, list)
+        and messages
+        and isinstance(messages[-1], Mapping)
+        and messages[-1].get("role") == "assistant"
+    ):
+        info["ground_truth"] = messages[-1].get("content")
+    if not info and require_target:
+        raise DataRowError(f"{where}: has none of {list(_TARGET_KEYS)}: nothing to score against")
+    turns = prompt_messages(row, where)
+    user_turns = [m for m in turns if m["role"] == "user"]
+    info["prompt"] = str(user_turns[-1].get("content", "")) if user_turns else ""
+    if row.get("domain") is not None:
+        info["domain"] = row["domain"]
+    metadata = dict(row.get("metadata") or {})
+    skip = {*_TARGET_KEYS, "prompt", "messages", "domain", "metadata", "task_name", ROW_COLUMN}
+    metadata.update({k: v for k, v in row.items() if k not in skip})
+    if metadata:
+        info["metadata"] = metadata
+    return info
+
+
+def decode_row(datum: Mapping[str, Any]) -> dict[str, Any]:
+    """A dataset item back to the original row (our dataset stores rows as JSON text)."""
+    if ROW_COLUMN in datum:
+        row = json.loads(datum[ROW_COLUMN])
+        if "task_name" in datum:
+            row.setdefault("task_name", datum["task_name"])
+        return row
+    return dict(datum)
+
+
+def cascade_data_processor(
+    datum_dict: dict[str, Any],
+    task_data_spec: Any,
+    tokenizer: Any,
+    max_seq_length: int | None,
+    idx: int,
+) -> dict[str, Any]:
+    """NeMo RL ``TaskDataProcessFnCallable``: row -> ``DatumSpec`` with ``extra_env_info``.
+
+    The prompt is formatted with the task's prompt file (``prompt.format(text)``), the system
+    prompt file is prepended, and the tokenizer's chat template is applied with a generation
+    prompt. Prompts of ``max_seq_length`` tokens or more are cut and masked out
+    (``loss_multiplier = 0``), as NeMo RL's own processors do.
+    """
+    row = decode_row(datum_dict)
+    where = f"sample {idx} of task {row.get('task_name')!r}"
+    info = extra_env_info(row, where, require_target=False)
+    turns = prompt_messages(row, where)
+    template = getattr(task_data_spec, "prompt", None)
+    system = getattr(task_data_spec, "system_prompt", None)
+    if template:
+        last_user = max(i for i, m in enumerate(turns) if m["role"] == "user") if any(
+            m["role"] == "user" for m in turns
+        ) else None
+        if last_user is not None:
+            turns[last_user] = {**turns[last_user], "content": template.format(turns[last_user]["content"])}
+    if system and not any(m["role"] == "system" for m in turns):
+        turns = [{"role": "system", "content": system}, *turns]
+    text: str = tokenizer.apply_chat_template(
+        turns, tokenize=False, add_generation_prompt=True, add_special_tokens=False
+    )
+    token_ids = tokenizer(text, return_tensors="pt", add_special_tokens=False)["input_ids"][0]
+    length = len(token_ids)
+    loss_multiplier = 1.0
+    if max_seq_length is not None and length >= max_seq_length:
+        token_ids = token_ids[: min(4, max_seq_length)]
+        loss_multiplier = 0.0
+    task_name = row.get("task_name") or getattr(task_data_spec, "task_name", None)
+    return {
+        "message_log": [{"role": "user", "content": text, "token_ids": token_ids}],
+        "length": length,
+        "extra_env_info": info,
+        "loss_multiplier": loss_multiplier,
+        "idx": idx,
+        "task_name": task_name,
+    }

@@ -1,0 +1,255 @@
+"""The cascade report: every domain's validation score after every stage, as a Markdown table
+with forgetting and recovery marked, and a PNG line plot of the scores through the cascade.
+
+Scores are compared with the stage each stage *started from* (its parent; for a side branch that
+is not the stage listed before it):
+
+- **forgetting**: the score got worse than the parent's by more than ``tolerance``;
+- **recovery**: it got better by more than ``tolerance`` while the parent was below the best
+  score seen earlier on the same line of checkpoints (it regains what was lost).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import ValidationError
+
+from cascade_plugins.cascade.manifest import RunManifest, StageRecord, atomic_write_text, load_manifest
+from cascade_plugins.config.schema import RegistryConfig
+
+__all__ = ["Cell", "ReportData", "build_report", "render_markdown", "render_plot", "write_report"]
+
+Mark = Literal["", "forgetting", "recovery"]
+DEFAULT_TOLERANCE = 0.01
+
+
+@dataclass
+class Cell:
+    score: float | None
+    #: score minus the parent stage's score (``None`` without a parent score)
+    delta: float | None = None
+    mark: Mark = ""
+    trained: bool = False
+
+
+@dataclass
+class ReportData:
+    name: str
+    status: str
+    metric: str
+    tolerance: float
+    stages: list[StageRecord]
+    domains: list[str]
+    #: domain -> stage -> cell
+    cells: dict[str, dict[str, Cell]]
+    #: the line of checkpoints that ends in the last stage (the others are side branches)
+    main_line: list[str]
+    directions: dict[str, str]
+    events: list[str] = field(default_factory=list)
+
+
+def _scores(record: StageRecord) -> dict[str, float]:
+    if record.status != "finished" or not record.result:
+        return {}
+    return {d: float(v) for d, v in (record.result.get("validation") or {}).items()}
+
+
+def _ancestors(records: dict[str, StageRecord], name: str) -> list[str]:
+    """Parents of ``name`` from the nearest up (``name`` excluded)."""
+    chain: list[str] = []
+    parent = records[name].parent
+    while parent is not None and parent in records and parent not in chain:
+        chain.append(parent)
+        parent = records[parent].parent
+    return chain
+
+
+def build_report(
+    manifest: RunManifest, tolerance: float = DEFAULT_TOLERANCE, registry: RegistryConfig | None = None
+) -> ReportData:
+    """``registry`` gives each domain's direction (``max``: higher is better) and the metric name."""
+    records = {r.name: r for r in manifest.stages}
+    scores = {r.name: _scores(r) for r in manifest.stages}
+    domains: list[str] = []
+    for record in manifest.stages:
+        domains += [d for d in scores[record.name] if d not in domains]
+    registry = registry or RegistryConfig()
+    directions = {d: registry.direction_for(d) for d in domains}
+    cells: dict[str, dict[str, Cell]] = {d: {} for d in domains}
+    events: list[str] = []
+    for record in manifest.stages:
+        ancestors = _ancestors(records, record.name)
+        parent = ancestors[0] if ancestors else None
+        for domain in domains:
+            sign = 1.0 if directions[domain] == "max" else -1.0
+            score = scores[record.name].get(domain)
+            cell = Cell(score=score, trained=domain in record.domains)
+            before = scores[parent].get(domain) if parent else None
+            if score is not None and before is not None:
+                cell.delta = score - before
+                gain = sign * cell.delta
+                earlier = [scores[a][domain] for a in ancestors[1:] if domain in scores[a]]
+                peak = max((sign * s for s in earlier), default=-math.inf)
+                if gain < -tolerance:
+                    cell.mark = "forgetting"
+                    events.append(
+                        f"**forgetting**: `{domain}` fell {before:.3f} → {score:.3f} ({cell.delta:+.3f}) in "
+                        f"`{record.name}` ({record.kind}{', trained on it' if cell.trained else ''}), "
+                        f"started from `{parent}`"
+                    )
+                elif gain > tolerance and peak > sign * before + tolerance:
+                    cell.mark = "recovery"
+                    events.append(
+                        f"**recovery**: `{domain}` rose {before:.3f} → {score:.3f} ({cell.delta:+.3f}) in "
+                        f"`{record.name}` ({record.kind}); best earlier on its line: {sign * peak:.3f}"
+                    )
+            cells[domain][record.name] = cell
+    main_line: list[str] = []
+    if manifest.stages:
+        last = manifest.stages[-1].name
+        main_line = [*reversed(_ancestors(records, last)), last]
+    return ReportData(
+        name=manifest.name or "cascade",
+        status=manifest.status,
+        metric=registry.metric,
+        tolerance=tolerance,
+        stages=list(manifest.stages),
+        domains=domains,
+        cells=cells,
+        main_line=main_line,
+        directions=directions,
+        events=events,
+    )
+
+
+def _cell_text(cell: Cell) -> str:
+    if cell.score is None:
+        return "–"
+    text = f"{cell.score:.3f}"
+    if cell.delta is not None:
+        text += f" ({cell.delta:+.3f})"
+    if cell.trained:
+        text += " †"
+    if cell.mark == "forgetting":
+        return f"**{text} ▼**"
+    if cell.mark == "recovery":
+        return f"**{text} ▲**"
+    return text
+
+
+def render_markdown(data: ReportData, plot_name: str | None = None) -> str:
+    lines = [f"# Cascade report: {data.name}", "", f"Run status: **{data.status}**.", "", "## Stages", ""]
+    lines += ["| # | stage | kind | starts from | trains | steps | status |", "|---|---|---|---|---|---|---|"]
+    for index, record in enumerate(data.stages, start=1):
+        metrics = (record.result or {}).get("metrics") or []
+        steps = str(metrics[-1].get("step", len(metrics))) if metrics else "–"
+        start = record.parent or record.start
+        if record.branch:
+            start += " (branch)"
+        lines.append(
+            f"| {index} | {record.name} | {record.kind} | {start} | {', '.join(record.domains)} | {steps} | "
+            f"{record.status} |"
+        )
+    lines += ["", "## Validation score after each stage", ""]
+    if not data.domains:
+        lines.append("No stage has finished with validation scores yet.")
+    else:
+        lines.append("| domain | " + " | ".join(r.name for r in data.stages) + " |")
+        lines.append("|---|" + "---|" * len(data.stages))
+        for domain in data.domains:
+            arrow = "↑" if data.directions[domain] == "max" else "↓"
+            row = [_cell_text(data.cells[domain][r.name]) for r in data.stages]
+            lines.append(f"| {domain} ({arrow}) | " + " | ".join(row) + " |")
+        lines += [
+            "",
+            f"Each cell: score (change vs the stage it started from). † the stage trains this domain. "
+            f"**▼** forgetting: worse by more than {data.tolerance:g}. **▲** recovery: better by more than "
+            f"{data.tolerance:g} after an earlier drop on the same line of checkpoints.",
+            "",
+            "## Forgetting and recovery",
+            "",
+        ]
+        lines += [f"- {event}" for event in data.events] or ["None beyond the tolerance."]
+    if plot_name:
+        lines += ["", f"![validation scores through the cascade]({plot_name})"]
+    return "\n".join(lines) + "\n"
+
+
+def render_plot(data: ReportData, path: Path) -> Path | None:
+    """A line per domain over the main line of stages; side-branch stages as separate markers.
+    Returns ``None`` when matplotlib is not installed (the ``local`` extra)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    names = [r.name for r in data.stages]
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.3 * len(names) + 2), 4.2))
+    for domain in data.domains:
+        xs = [names.index(n) for n in data.main_line if data.cells[domain][n].score is not None]
+        ys = [data.cells[domain][names[x]].score for x in xs]
+        (line,) = ax.plot(xs, ys, marker="o", label=domain)
+        for x, y in zip(xs, ys, strict=True):
+            ax.annotate(f"{y:.2f}", (x, y), textcoords="offset points", xytext=(0, 6), ha="center", fontsize=8)
+        branch = [(i, data.cells[domain][n].score) for i, n in enumerate(names) if n not in data.main_line]
+        branch = [(i, s) for i, s in branch if s is not None]
+        if branch:
+            ax.scatter([i for i, _ in branch], [s for _, s in branch], marker="D", facecolors="none",
+                       edgecolors=line.get_color(), label=f"{domain} (side branch)")
+    ax.set_xticks(range(len(names)))
+    ax.set_xticklabels([f"{r.name}\n({r.kind})" for r in data.stages], fontsize=9)
+    ax.set_ylabel(f"validation {data.metric}")
+    ax.set_title(f"{data.name}: validation score after each stage")
+    ax.grid(alpha=0.3)
+    if data.domains:
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
+    os.close(fd)
+    try:
+        fig.savefig(tmp, dpi=120)
+        os.replace(tmp, path)
+    finally:
+        plt.close(fig)
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def write_report(
+    run_dir: str | Path, output_dir: str | Path | None = None, tolerance: float = DEFAULT_TOLERANCE
+) -> tuple[Path, Path | None, str]:
+    """Write ``report.md`` and ``report.png`` (into ``output_dir``, default ``run_dir``);
+    returns their paths and the Markdown text."""
+    run_dir = Path(run_dir)
+    out = Path(output_dir) if output_dir is not None else run_dir
+    out.mkdir(parents=True, exist_ok=True)
+    manifest = load_manifest(run_dir)
+    data = build_report(manifest, tolerance, _registry_config(run_dir))
+    png = render_plot(data, out / "report.png") if data.domains else None
+    text = render_markdown(data, png.name if png else None)
+    md = out / "report.md"
+    atomic_write_text(md, text)
+    return md, png, text
+
+
+def _registry_config(run_dir: Path) -> RegistryConfig | None:
+    """The run's ``registry:`` section from its config snapshot (directions, metric name)."""
+    snapshot = run_dir / "config.yaml"
+    if not snapshot.is_file():
+        return None
+    try:
+        data = yaml.safe_load(snapshot.read_text(encoding="utf-8")) or {}
+        return RegistryConfig.model_validate(data.get("registry") or {})
+    except (yaml.YAMLError, ValidationError, AttributeError):
+        return None

@@ -1,0 +1,317 @@
+"""The ``code`` reward: run the response's program against the sample's unit tests in the sandbox."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from cascade_plugins.interfaces import RewardResult, Sample, Verdict
+from cascade_plugins.rewards.code.compare import outputs_match, values_match
+from cascade_plugins.rewards.code.extract import extract_program
+from cascade_plugins.rewards.code.formats import (
+    AssertTests,
+    CallTests,
+    HumanEvalTests,
+    StdioTests,
+    TestFormatError,
+    TestSuite,
+    parse_tests,
+)
+from cascade_plugins.rewards.code.harness import HARNESS_SOURCE, harness_input, parse_records
+from cascade_plugins.rewards.code.options import CodeOptions, validate_options
+from cascade_plugins.sandbox import ExecResult, Limits, Program, Sandbox
+
+#: the verdict of a wrong answer (the sandbox's verdicts cover everything else)
+WRONG_ANSWER = "WA"
+#: CPU seconds the harness may spend loading the solution, on top of the per-test budget
+_HARNESS_LOAD_S = 2.0
+
+
+@dataclass
+class TestOutcome:
+    verdict: str
+    time_s: float = 0.0
+    message: str = ""
+    input: str = ""
+    expected: str = ""
+    got: str = ""
+
+    __test__ = False
+
+
+def _clip(text: Any, limit: int) -> str:
+    text = text if isinstance(text, str) else json.dumps(text, default=repr)
+    return text if len(text) <= limit else text[:limit] + f"... [{len(text) - limit} more]"
+
+
+def run_in_order(
+    count: int, run_one: Callable[[int], TestOutcome], stop_early: bool, parallel: int
+) -> list[TestOutcome]:
+    """Run tests ``0..count-1``; with ``stop_early`` everything after the first failure is skipped.
+
+    The outcome never depends on scheduling: with ``parallel > 1`` tests after the first failure
+    (in order) are reported ``SKIPPED`` even when they ran.
+    """
+    outcomes: list[TestOutcome | None] = [None] * count
+    first_failure = [count]
+    guard = threading.Lock()
+
+    def task(index: int) -> None:
+        with guard:
+            if stop_early and index > first_failure[0]:
+                return
+        outcome = run_one(index)
+        outcomes[index] = outcome
+        if outcome.verdict != Verdict.CORRECT:
+            with guard:
+                first_failure[0] = min(first_failure[0], index)
+
+    if parallel <= 1 or count <= 1:
+        for index in range(count):
+            if stop_early and first_failure[0] < count:
+                break
+            task(index)
+    else:
+        with ThreadPoolExecutor(min(parallel, count)) as pool:
+            list(pool.map(task, range(count)))
+    cut = first_failure[0] if stop_early else count
+    return [
+        o if (o is not None and i <= cut) else TestOutcome("SKIPPED", message="not run: an earlier test failed")
+        for i, o in enumerate(outcomes)
+    ]
+
+
+class CodeReward:
+    """Strict binary (or fraction-passed) reward from unit tests run in the sandbox."""
+
+    name = "code"
+
+    def __init__(self, **options: Any):
+        self.options: CodeOptions = validate_options(options)
+        low, high = sorted((self.options.incorrect_reward, self.options.correct_reward))
+        self.reward_range = (low, high)
+        self._sandbox: Sandbox | None = None
+        self._lock = threading.Lock()
+        if self.options.isolation == "required":
+            self._box()  # refuse now, with the sandbox's message, rather than at the first batch
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"options": self.options.model_dump()}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(**state["options"])  # type: ignore[misc]
+
+    def _box(self) -> Sandbox:
+        with self._lock:
+            if self._sandbox is None:
+                self._sandbox = Sandbox(isolation=self.options.isolation, max_workers=self.options.max_workers)
+            return self._sandbox
+
+    def close(self) -> None:
+        with self._lock:
+            box, self._sandbox = self._sandbox, None
+        if box is not None:
+            box.close()
+
+    # -- scoring --------------------------------------------------------------------------
+
+    def score(self, samples: Sequence[Sample]) -> list[RewardResult]:
+        samples = list(samples)
+        if not samples:
+            return []
+        box = self._box()
+        parallel_tests = box.max_workers if len(samples) < box.max_workers else 1
+        if len(samples) == 1:
+            return [self._score_safely(samples[0], box, parallel_tests)]
+        with ThreadPoolExecutor(min(len(samples), box.max_workers + 1)) as pool:
+            return list(pool.map(lambda s: self._score_safely(s, box, parallel_tests), samples))
+
+    def _score_safely(self, sample: Sample, box: Sandbox, parallel_tests: int) -> RewardResult:
+        try:
+            return self.score_one(sample, box, parallel_tests)
+        except Exception as exc:  # a reward never raises on a sample
+            return self._error(f"{type(exc).__name__}: {exc}")
+
+    def _error(self, message: str) -> RewardResult:
+        return RewardResult(self.options.incorrect_reward, Verdict.ERROR, {"error": message})
+
+    def score_one(self, sample: Sample, box: Sandbox, parallel_tests: int = 1) -> RewardResult:
+        options = self.options
+        if not isinstance(sample, Sample) or not isinstance(sample.response, str):
+            return self._error("sample response must be a string")
+        try:
+            suite = parse_tests(sample.tests)
+        except TestFormatError as exc:
+            return self._error(str(exc))
+        language = options.language
+        if language != "python" and not isinstance(suite, StdioTests):
+            return self._error(f"{type(suite).__name__} need a Python solution, but language is {language!r}")
+        code = extract_program(
+            sample.response,
+            language,
+            strip_think=options.strip_think,
+            block=options.code_block,
+            require_fence=options.require_fence,
+        )
+        if code is None:
+            return RewardResult(options.incorrect_reward, Verdict.NO_ANSWER, {"error": "no program in the response"})
+        if isinstance(suite, StdioTests):
+            outcomes = self._run_stdio(box, code, language, suite, parallel_tests)
+        else:
+            outcomes = self._run_harness(box, code, suite)
+        return self._result(outcomes, box)
+
+    def _limits(self, cpu_time_s: float | None = None) -> Limits:
+        return Limits(
+            cpu_time_s=cpu_time_s or self.options.time_limit_s,
+            memory_mb=self.options.memory_mb,
+            output_bytes=self.options.output_bytes,
+        )
+
+    def _run_stdio(
+        self, box: Sandbox, code: str, language: str, suite: StdioTests, parallel: int
+    ) -> list[TestOutcome]:
+        options = self.options
+        program = box.prepare(code, language)
+        if program.compile_failed:
+            assert program.compile_result is not None
+            return [self._failed_run(program.compile_result, "")] + [
+                TestOutcome("SKIPPED", message="not run: compilation failed")
+            ] * (suite.count - 1)
+        limits = self._limits()
+
+        def one(index: int) -> TestOutcome:
+            stdin, expected = suite.inputs[index], suite.outputs[index]
+            result = box.run(program, stdin, limits=limits)
+            if not result.ok:
+                return self._failed_run(result, stdin)
+            got = result.stdout.decode("utf-8", "replace")
+            if outputs_match(got, expected, options.compare, options.float_tolerance):
+                return TestOutcome(Verdict.CORRECT, result.cpu_time_s)
+            clip = options.detail_chars
+            return TestOutcome(
+                WRONG_ANSWER,
+                result.cpu_time_s,
+                "output differs",
+                _clip(stdin, clip),
+                _clip(expected, clip),
+                _clip(got, clip),
+            )
+
+        return run_in_order(suite.count, one, options.stop_early, parallel)
+
+    def _failed_run(self, result: ExecResult, stdin: str) -> TestOutcome:
+        clip = self.options.detail_chars
+        message = result.message
+        stderr = result.stderr.decode("utf-8", "replace").strip()
+        if stderr:
+            message = f"{message}: {stderr[-clip:]}" if message else stderr[-clip:]
+        return TestOutcome(str(result.verdict), result.cpu_time_s, message, _clip(stdin, clip))
+
+    def _run_harness(
+        self, box: Sandbox, code: str, suite: CallTests | AssertTests | HumanEvalTests
+    ) -> list[TestOutcome]:
+        options = self.options
+        run = harness_input(code, suite, cpu_per_test=options.time_limit_s, stop_on_failure=options.stop_early)
+        program = Program("python", HARNESS_SOURCE)
+        limits = self._limits(options.time_limit_s * suite.count + _HARNESS_LOAD_S)
+        result = box.run(program, run.stdin, limits=limits)
+        records = parse_records(result.stdout, run.token)
+        clip = options.detail_chars
+        outcomes: list[TestOutcome] = []
+        if records and "load_error" in records[0]:
+            verdict = "MLE" if records[0].get("memory") else "RE"
+            first = TestOutcome(verdict, message=f"the solution failed to load: {records[0]['load_error']}")
+            return [first] + [TestOutcome("SKIPPED", message="not run: the solution failed to load")] * (
+                suite.count - 1
+            )
+        by_index = {r["i"]: r for r in records if isinstance(r.get("i"), int)}
+        for index in range(suite.count):
+            record = by_index.get(index)
+            shown_input = self._shown_input(suite, index)
+            if record is None:
+                break
+            status, cpu = record.get("status"), float(record.get("cpu", 0.0))
+            error = str(record.get("error", ""))
+            if status == "done" and isinstance(suite, CallTests):
+                expected = suite.outputs[index]
+                try:
+                    got = json.loads(record["got"])
+                except (KeyError, ValueError):
+                    got = None
+                if values_match(got, expected, options.float_tolerance):
+                    outcomes.append(TestOutcome(Verdict.CORRECT, cpu))
+                else:
+                    outcomes.append(
+                        TestOutcome(
+                            WRONG_ANSWER,
+                            cpu,
+                            "wrong return value",
+                            shown_input,
+                            _clip(expected, clip),
+                            _clip(record.get("got", ""), clip),
+                        )
+                    )
+            elif status == "pass":
+                outcomes.append(TestOutcome(Verdict.CORRECT, cpu))
+            else:
+                verdict = {"wrong": WRONG_ANSWER, "memory": "MLE", "timeout": "TLE"}.get(str(status), "RE")
+                message = error or (f"CPU time {cpu:.2f}s exceeded {options.time_limit_s}s" if verdict == "TLE" else "")
+                outcomes.append(TestOutcome(verdict, cpu, _clip(message, clip), shown_input))
+        if len(outcomes) < suite.count:
+            stopped_early = outcomes and outcomes[-1].verdict != Verdict.CORRECT and options.stop_early
+            if not stopped_early:
+                # The process ended during test len(outcomes): that test takes the sandbox's verdict.
+                verdict = str(result.verdict) if not result.ok else "RE"
+                message = result.message if not result.ok else "the program exited before the test finished"
+                crashed = self._failed_run(result, "")
+                shown = self._shown_input(suite, len(outcomes))
+                outcomes.append(TestOutcome(verdict, result.cpu_time_s, crashed.message or message, shown))
+            while len(outcomes) < suite.count:
+                outcomes.append(TestOutcome("SKIPPED", message="not run: an earlier test failed"))
+        return outcomes
+
+    def _shown_input(self, suite: TestSuite, index: int) -> str:
+        clip = self.options.detail_chars
+        if isinstance(suite, CallTests):
+            return _clip(list(suite.args[index]), clip)
+        if isinstance(suite, AssertTests):
+            return _clip(suite.asserts[index], clip)
+        if isinstance(suite, HumanEvalTests):
+            return f"check({suite.entry_point})"
+        return ""
+
+    def _result(self, outcomes: list[TestOutcome], box: Sandbox) -> RewardResult:
+        options = self.options
+        passed = sum(o.verdict == Verdict.CORRECT for o in outcomes)
+        total = len(outcomes)
+        failure = next((i for i, o in enumerate(outcomes) if o.verdict != Verdict.CORRECT), None)
+        if options.mode == "fraction":
+            share = passed / total if total else 0.0
+            reward = options.incorrect_reward + share * (options.correct_reward - options.incorrect_reward)
+        else:
+            reward = options.correct_reward if failure is None else options.incorrect_reward
+        details: dict[str, Any] = {
+            "passed": passed,
+            "total": total,
+            "tests": [{"verdict": o.verdict, "time_s": round(o.time_s, 4)} for o in outcomes],
+            "isolation": str(box.isolation_mode),
+        }
+        if failure is not None:
+            first = outcomes[failure]
+            details["first_failure"] = {
+                "index": failure,
+                "verdict": first.verdict,
+                "message": first.message,
+                "input": first.input,
+                "expected": first.expected,
+                "got": first.got,
+            }
+        verdict = Verdict.CORRECT if failure is None else outcomes[failure].verdict
+        return RewardResult(float(reward), str(verdict), details)

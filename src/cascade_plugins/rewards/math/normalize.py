@@ -1,0 +1,255 @@
+"""Answer normalization: from what a model wrote to a canonical LaTeX-ish string.
+
+Each rule is a small string rewrite: math delimiters, ``\\left``/``\\right``, spacing commands,
+``\\dfrac``-style variants, unicode symbols, thousands separators written as ``{,}`` or ``,\\!``,
+degrees, percent, ``\\text{}`` wrappers and trailing units, malformed ``\\frac12``/``\\sqrt3``.
+Percent and degrees are removed but remembered (``Normalized.percent``/``degrees``) because they
+change which values an answer may equal.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+__all__ = ["Normalized", "canonical_text", "match_brace", "normalize_answer", "strip_math_delimiters"]
+
+#: Answers longer than this are cut (and will be compared as text only).
+MAX_ANSWER_CHARS = 2000
+
+_UNICODE = {
+    "≤": r" \leq ",
+    "≥": r" \geq ",
+    "≠": r" \neq ",
+    "−": "-",
+    "–": "-",
+    "×": r" \times ",
+    "·": r" \cdot ",
+    "÷": r" \div ",
+    "π": r"\pi ",
+    "∞": r"\infty ",
+    "√": r"\sqrt",
+    "²": "^2",
+    "³": "^3",
+    "∪": r" \cup ",
+    "∩": r" \cap ",
+    "∈": r" \in ",
+    "±": r" \pm ",
+    "\u00a0": " ",
+    "\u2009": " ",
+    "\u202f": " ",
+}
+_UNICODE_RE = re.compile("|".join(map(re.escape, _UNICODE)))
+_SIZING_RE = re.compile(r"\\(?:left|right|bigl|bigr|Bigl|Bigr|biggl|biggr|Biggl|Biggr|big|Big|bigg|Bigg)(?![a-zA-Z])")
+_STYLE_RE = re.compile(r"\\(?:displaystyle|textstyle|scriptstyle|limits|nolimits)(?![a-zA-Z])")
+_FRAC_VARIANT_RE = re.compile(r"\\[dtc]frac(?![a-zA-Z])")
+_BINOM_VARIANT_RE = re.compile(r"\\[dt]binom(?![a-zA-Z])")
+_RELATION_ALIASES = [
+    (re.compile(r"\\leqslant(?![a-zA-Z])|\\le(?![a-zA-Z])"), r"\\leq "),
+    (re.compile(r"\\geqslant(?![a-zA-Z])|\\ge(?![a-zA-Z])"), r"\\geq "),
+    (re.compile(r"\\ne(?![a-zA-Z])"), r"\\neq "),
+    (re.compile(r"\\lt(?![a-zA-Z])"), "<"),
+    (re.compile(r"\\gt(?![a-zA-Z])"), ">"),
+]
+_THOUSANDS_RE = re.compile(r"(?<=\d)(?:\{,\}|,\\!\s*|\\,(?=\d{3}(?!\d)))(?=\d)")
+_SPACING_RE = re.compile(r"(?<!\\)\\[,;:> ]|\\q?quad(?![a-zA-Z])|~|\\hspace\{[^{}]*\}|\\enspace(?![a-zA-Z])")
+_NEGSPACE_RE = re.compile(r"(?<!\\)\\!")
+#: ``\\frac`` (a JSON-escaped command) -> ``\frac``; only outside environments, where ``\\`` is a row break
+_DOUBLE_BACKSLASH_RE = re.compile(r"\\\\(?=[a-zA-Z])")
+_DEGREE_RE = re.compile(
+    r"\s*(?:\^\s*\{\s*\\circ\s*\}|\^\s*\\circ|\\circ|\\degree|°|\^\s*\{\s*\\text\{\s*o\s*\}\s*\})"
+    r"(?:\s*(?:C|F)(?![a-zA-Z]))?"
+)
+_DEGREE_WORD_RE = re.compile(r"\s*(?:\\text\{\s*)?(?:degrees?|deg)(?:\s*\})?\s*$", re.IGNORECASE)
+_PERCENT_RE = re.compile(r"\s*(?:\\%|%|(?:\\text\{\s*)?(?:percentage|percent|pct)(?:\s*\})?)\s*$", re.IGNORECASE)
+_TEXT_CMD = (
+    r"\\(?:text|textrm|textnormal|textbf|textit|textsf|texttt|mbox|mathrm|mathit|mathbf|mathsf|mathtt"
+    r"|boldsymbol|bm|operatorname)"
+)
+_TEXT_RE = re.compile(_TEXT_CMD + r"\s*\{([^{}]*)\}")
+_TRAILING_TEXT_UNIT_RE = re.compile(
+    r"^(?P<body>.*?[\w})\]])\s*" + _TEXT_CMD + r"\s*\{\s*(?P<unit>[A-Za-z][A-Za-z .]*?)\s*\}"
+    r"(?:\s*\^\s*\{?\s*[23]\s*\}?)?\s*\.?$"
+)
+#: Unit words that may follow a number without a space (``5cm``); longer words need a space.
+_UNITS = (
+    "km|cm|mm|nm|m|kg|mg|g|ml|mL|l|L|s|sec|ms|min|h|hr|hrs|mph|kph|ft|in|yd|mi|lb|lbs|oz|units|"
+    "dollars|cents|meters|metres|inches|feet|miles|hours|minutes|seconds|days|years|weeks"
+)
+_TRAILING_UNIT_RE = re.compile(
+    rf"^(?P<body>.*?\d)\s*(?:(?:{_UNITS})(?:\s*\^\s*\{{?[23]\}}?)?|\s(?:sq\.?\s*)?[A-Za-z]{{2,}}(?:\s+[A-Za-z]{{2,}}){{0,2}})\.?$"
+)
+_MATH_WORDS = frozenset(
+    [
+        "sin",
+        "cos",
+        "tan",
+        "cot",
+        "sec",
+        "csc",
+        "log",
+        "ln",
+        "exp",
+        "sqrt",
+        "pi",
+        "infty",
+        "arcsin",
+        "arccos",
+        "arctan",
+        "sinh",
+        "cosh",
+        "tanh",
+        "and",
+        "or",
+        "i",
+        "e",
+        "mod",
+        "pmod",
+    ]
+)
+_MALFORMED_FRAC_DD_RE = re.compile(r"\\frac\s*(\d)\s*(\d)")
+_MALFORMED_FRAC_BD_RE = re.compile(r"\\frac\s*(\{[^{}]*\})\s*(\d)")
+_MALFORMED_FRAC_DB_RE = re.compile(r"\\frac\s*(\d)\s*(\{)")
+_MALFORMED_SQRT_RE = re.compile(r"\\sqrt\s*(\d+|[a-zA-Z](?![a-zA-Z]))")
+_SUBSCRIPT_BRACE_RE = re.compile(r"_\{(\w)\}")
+_WHITESPACE_RE = re.compile(r"\s+")
+_LEADING_NOISE_RE = re.compile(r"^(?:is\b|[:=]\s*(?![=<>]))\s*", re.IGNORECASE)
+
+
+@dataclass(frozen=True, slots=True)
+class Normalized:
+    """A normalized answer and what was stripped from it."""
+
+    text: str
+    percent: bool = False
+    degrees: bool = False
+    #: the whole answer was a ``\\text{...}`` (a word answer such as ``\\text{Evelyn}``)
+    text_answer: bool = False
+
+
+def match_brace(text: str, open_index: int) -> int:
+    """Index of the ``}`` that closes the ``{`` at ``open_index`` (escaped braces do not count), or
+    -1 when it is never closed."""
+    depth = 0
+    i = open_index
+    n = len(text)
+    while i < n:
+        ch = text[i]
+        if ch == "\\":
+            i += 2
+            continue
+        if ch == "{":
+            depth += 1
+        elif ch == "}":
+            depth -= 1
+            if depth == 0:
+                return i
+        i += 1
+    return -1
+
+
+def _unwrap_command(text: str, commands: tuple[str, ...]) -> str:
+    """``\\boxed{X}`` -> ``X`` when the whole string is one such command."""
+    s = text.strip()
+    for command in commands:
+        if s.startswith(command):
+            rest = s[len(command) :].lstrip()
+            if rest.startswith("{"):
+                close = match_brace(rest, 0)
+                if close == len(rest) - 1:
+                    return rest[1:close].strip()
+    return s
+
+
+def strip_math_delimiters(text: str) -> str:
+    """Remove ``$``, ``$$``, ``\\(...\\)``, ``\\[...\\]`` wrappers and stray ``$`` signs."""
+    s = text.strip()
+    for _ in range(3):
+        before = s
+        for left, right in (("$$", "$$"), ("\\[", "\\]"), ("\\(", "\\)"), ("$", "$")):
+            if s.startswith(left) and s.endswith(right) and len(s) >= len(left) + len(right):
+                s = s[len(left) : len(s) - len(right)].strip()
+        s = _unwrap_command(s, ("\\boxed", "\\fbox", "\\framebox"))
+        if s == before:
+            break
+    s = s.replace("\\$", "").replace("$", "")
+    return s.strip()
+
+
+def _strip_units(s: str) -> str:
+    match = _TRAILING_TEXT_UNIT_RE.match(s)
+    if match and match["unit"].strip().lower() not in _MATH_WORDS:
+        s = match["body"].strip()
+    match = _TRAILING_UNIT_RE.match(s)
+    if match:
+        tail = s[len(match["body"]) :].strip().rstrip(".").lower()
+        if not any(word in _MATH_WORDS for word in tail.split()):
+            s = match["body"].strip()
+    return s
+
+
+def normalize_answer(text: str) -> Normalized:
+    """Normalize one extracted answer (see the module docstring for the rules)."""
+    s = text[:MAX_ANSWER_CHARS]
+    if "\\begin" not in s:
+        s = _DOUBLE_BACKSLASH_RE.sub(r"\\", s)
+    s = _UNICODE_RE.sub(lambda m: _UNICODE[m.group(0)], s)
+    s = s.replace('\\"', "").strip().strip('"')
+    s = strip_math_delimiters(s)
+    s = _SIZING_RE.sub("", s)
+    s = _STYLE_RE.sub("", s)
+    s = _FRAC_VARIANT_RE.sub(r"\\frac", s)
+    s = _BINOM_VARIANT_RE.sub(r"\\binom", s)
+    for pattern, replacement in _RELATION_ALIASES:
+        s = pattern.sub(replacement, s)
+    s = _THOUSANDS_RE.sub("", s)
+    s = _NEGSPACE_RE.sub("", s)
+    s = _SPACING_RE.sub(" ", s)
+    s = _WHITESPACE_RE.sub(" ", s).strip()
+    s = s.rstrip(" .;")
+    s = _LEADING_NOISE_RE.sub("", s)
+
+    stripped_text = _TEXT_RE.fullmatch(s)
+    text_answer = stripped_text is not None and any(c.isalpha() for c in stripped_text.group(1))
+
+    percent = False
+    match = _PERCENT_RE.search(s)
+    if match and match.start() > 0:
+        s = s[: match.start()].rstrip()
+        percent = True
+    degrees = False
+    if _DEGREE_RE.search(s):
+        s = _DEGREE_RE.sub("", s)
+        degrees = True
+    match = _DEGREE_WORD_RE.search(s)
+    if match and match.start() > 0 and s[: match.start()].rstrip()[-1:].isdigit():
+        s = s[: match.start()].rstrip()
+        degrees = True
+    if not text_answer:
+        s = _strip_units(s)
+    # unwrap \text{...} and friends (innermost first), keeping their words
+    for _ in range(4):
+        new = _TEXT_RE.sub(lambda m: m.group(1), s)
+        if new == s:
+            break
+        s = new
+    s = _MALFORMED_FRAC_DD_RE.sub(r"\\frac{\1}{\2}", s)
+    s = _MALFORMED_FRAC_BD_RE.sub(r"\\frac\1{\2}", s)
+    s = _MALFORMED_FRAC_DB_RE.sub(r"\\frac{\1}\2", s)
+    s = _MALFORMED_SQRT_RE.sub(r"\\sqrt{\1}", s)
+    s = _SUBSCRIPT_BRACE_RE.sub(r"_\1", s)
+    s = _WHITESPACE_RE.sub(" ", s).strip().rstrip(" .;,")
+    if not percent:  # "28 \%" inside text that came out of \text{...}
+        match = _PERCENT_RE.search(s)
+        if match and match.start() > 0:
+            s = s[: match.start()].rstrip()
+            percent = True
+    return Normalized(s, percent=percent, degrees=degrees, text_answer=text_answer)
+
+
+_CANONICAL_DROP_RE = re.compile(r"[\s{}]|\\(?=[,;!])")
+
+
+def canonical_text(text: str) -> str:
+    """A comparison key for answers compared as text: case-folded, without spaces or braces."""
+    return _CANONICAL_DROP_RE.sub("", text).casefold()

@@ -1,0 +1,555 @@
+"""The worker that runs inside the sandbox: a pre-started Python process that forks one child per job.
+
+It is started once per pool slot (inside bubblewrap, ``unshare`` or bare) and then serves jobs sent
+over a Unix socket. Forking a warm interpreter costs about a millisecond, so the ~100 ms Python
+start-up is paid once per worker rather than once per execution. Every job runs in a fresh child of
+a pristine parent, in a fresh work directory, and everything the job started is killed and reaped
+before the next job, so nothing leaks from one run to the next.
+
+This file must stay standard-library only and self-contained: in bubblewrap mode it is the only
+file of this package visible inside the sandbox. The host imports its framing helpers.
+
+Wire format (both directions): 4-byte big-endian header length, a JSON header, then the binary
+blobs whose lengths are listed in ``header["blobs"]``. File descriptors (stdin/stdout of an
+interactive job) travel as ``SCM_RIGHTS`` on the first four bytes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import resource
+import selectors
+import shutil
+import signal
+import socket
+import struct
+import sys
+import time
+from typing import Any
+
+_HEADER = struct.Struct(">I")
+_MAX_HEADER = 16 * 1024 * 1024
+_READ_CHUNK = 65536
+
+
+# ---------------------------------------------------------------------------------------------
+# Framing (shared with the host)
+# ---------------------------------------------------------------------------------------------
+
+
+def _recv_exact(sock: socket.socket, size: int) -> bytes:
+    chunks: list[bytes] = []
+    remaining = size
+    while remaining:
+        chunk = sock.recv(min(remaining, 1 << 20))
+        if not chunk:
+            raise EOFError("peer closed the connection")
+        chunks.append(chunk)
+        remaining -= len(chunk)
+    return b"".join(chunks)
+
+
+def send_message(
+    sock: socket.socket, header: dict[str, Any], blobs: list[bytes] = (), fds: list[int] = ()  # type: ignore[assignment]
+) -> None:
+    header = dict(header, blobs=[len(b) for b in blobs])
+    payload = json.dumps(header, separators=(",", ":")).encode()
+    prefix = _HEADER.pack(len(payload))
+    if fds:
+        socket.send_fds(sock, [prefix], list(fds))
+    else:
+        sock.sendall(prefix)
+    sock.sendall(payload)
+    for blob in blobs:
+        if blob:
+            sock.sendall(blob)
+
+
+def recv_message(sock: socket.socket, max_fds: int = 0) -> tuple[dict[str, Any], list[bytes], list[int]]:
+    fds: list[int] = []
+    if max_fds:
+        data, fds, _flags, _addr = socket.recv_fds(sock, _HEADER.size, max_fds)
+        if not data:
+            raise EOFError("peer closed the connection")
+        if len(data) < _HEADER.size:
+            data += _recv_exact(sock, _HEADER.size - len(data))
+    else:
+        data = _recv_exact(sock, _HEADER.size)
+    (length,) = _HEADER.unpack(data)
+    if length > _MAX_HEADER:
+        raise ValueError(f"message header of {length} bytes is too large")
+    header = json.loads(_recv_exact(sock, length))
+    blobs = [_recv_exact(sock, n) if n else b"" for n in header.get("blobs", [])]
+    return header, blobs, fds
+
+
+# ---------------------------------------------------------------------------------------------
+# The child: becomes the untrusted program
+# ---------------------------------------------------------------------------------------------
+
+_RLIMITS = {
+    "cpu": resource.RLIMIT_CPU,
+    "as": resource.RLIMIT_AS,
+    "fsize": resource.RLIMIT_FSIZE,
+    "nproc": resource.RLIMIT_NPROC,
+    "nofile": resource.RLIMIT_NOFILE,
+    "stack": resource.RLIMIT_STACK,
+    "core": resource.RLIMIT_CORE,
+}
+
+
+def _run_python(path: str, argv: list[str], workdir: str) -> int:
+    import builtins
+    import traceback
+    import types
+
+    sys.stdin = sys.__stdin__ = open(0, encoding="utf-8", closefd=False)  # noqa: SIM115
+    sys.stdout = sys.__stdout__ = open(1, "w", encoding="utf-8", closefd=False)  # noqa: SIM115
+    sys.stderr = sys.__stderr__ = open(  # noqa: SIM115
+        2, "w", encoding="utf-8", errors="backslashreplace", closefd=False, buffering=1
+    )
+    main = types.ModuleType("__main__")
+    main.__file__ = path
+    main.__builtins__ = builtins  # type: ignore[attr-defined]
+    sys.modules["__main__"] = main
+    sys.argv = [path, *argv]
+    sys.path[0:1] = [workdir]
+    code = 0
+    try:
+        with open(path, encoding="utf-8") as handle:
+            source = handle.read()
+        exec(compile(source, path, "exec"), main.__dict__)
+    except SystemExit as exc:
+        if exc.code is None:
+            code = 0
+        elif isinstance(exc.code, int):
+            code = exc.code & 0xFF
+        else:
+            print(exc.code, file=sys.stderr)
+            code = 1
+    except BaseException as exc:
+        tb = exc.__traceback__
+        traceback.print_exception(type(exc), exc, tb.tb_next if tb is not None else None)  # hide this frame
+        code = 1
+    try:
+        import threading
+
+        threading._shutdown()  # type: ignore[attr-defined]  # join non-daemon threads, as python does
+    except BaseException:
+        pass
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except BaseException:
+            code = code or 120
+    return code
+
+
+def _child(job: dict[str, Any], stdio: tuple[int, int, int], workdir: str) -> None:
+    """Runs in the forked child; never returns."""
+    try:
+        os.setsid()
+        for sig in (signal.SIGPIPE, signal.SIGINT, signal.SIGTERM, signal.SIGXFSZ, signal.SIGXCPU, signal.SIGCHLD):
+            signal.signal(sig, signal.SIG_DFL)
+        for target, fd in enumerate(stdio):
+            if fd != target:
+                os.dup2(fd, target)
+        os.closerange(3, 1 << 16)
+        os.chdir(workdir)
+        with contextlib.suppress(OSError), open("/proc/self/oom_score_adj", "w") as handle:
+            handle.write("1000")  # under memory pressure the kernel kills jobs, not the worker
+        for name, (soft, hard) in job["rlimits"].items():
+            resource.setrlimit(_RLIMITS[name], (soft, hard))
+        env = dict(job["env"], HOME=workdir, TMPDIR=workdir)
+        os.environ.clear()
+        os.environ.update(env)
+        if job["mode"] == "exec":
+            argv = job["argv"]
+            os.execve(argv[0], argv, env)
+        os._exit(_run_python(os.path.join(workdir, job["main"]), job["argv"], workdir))
+    except BaseException as exc:
+        with contextlib.suppress(BaseException):
+            os.write(2, f"sandbox: could not start the program: {exc!r}\n".encode())
+        os._exit(127)
+
+
+# ---------------------------------------------------------------------------------------------
+# The parent: supervises one job
+# ---------------------------------------------------------------------------------------------
+
+
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_seconds(pid: int) -> float:
+    """CPU time of ``pid`` so far (user + system), from ``/proc/<pid>/stat``."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            fields = handle.read().rsplit(b")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / _TICK
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+def _count_processes() -> int:
+    return sum(1 for name in os.listdir("/proc") if name.isdigit())
+
+
+def _descendants(root: int) -> list[int]:
+    parents: dict[int, int] = {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as handle:
+                stat = handle.read()
+            parents[int(name)] = int(stat[stat.rindex(b")") + 2 :].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+    found: list[int] = []
+    frontier = [root]
+    while frontier:
+        parent = frontier.pop()
+        for pid, ppid in parents.items():
+            if ppid == parent:
+                found.append(pid)
+                frontier.append(pid)
+    return found
+
+
+class Zygote:
+    def __init__(self, sock: socket.socket, jobs_root: str, wipe: list[str]):
+        self.sock = sock
+        self.jobs_root = jobs_root
+        self.wipe = wipe
+        self.is_init = os.getpid() == 1
+        self.counter = 0
+
+    # -- cleanup --------------------------------------------------------------------------
+
+    def kill_everything(self, pgid: int | None) -> None:
+        """Kill every process the job left behind and reap them all."""
+        if self.is_init:
+            # As PID 1 of the namespace, kill(-1) reaches every other process in it and nothing
+            # outside; a process that is mid-fork cannot finish forking once SIGKILL is pending.
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(-1, signal.SIGKILL)
+        else:
+            if pgid is not None:
+                with contextlib.suppress(OSError):
+                    os.killpg(pgid, signal.SIGKILL)
+            # We are a child subreaper: orphans of the job are re-parented to us.
+            for _ in range(50):
+                pids = _descendants(os.getpid())
+                if not pids:
+                    break
+                for pid in pids:
+                    with contextlib.suppress(OSError):
+                        os.kill(pid, signal.SIGKILL)
+                self.reap(block=False)
+        self.reap(block=True)
+
+    @staticmethod
+    def reap(block: bool) -> None:
+        while True:
+            try:
+                pid, _status = os.waitpid(-1, 0 if block else os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+
+    def clean_filesystem(self, workdir: str) -> None:
+        shutil.rmtree(workdir, ignore_errors=True)
+        for root in self.wipe:
+            with contextlib.suppress(OSError):
+                for entry in os.scandir(root):
+                    if entry.is_dir(follow_symlinks=False):
+                        shutil.rmtree(entry.path, ignore_errors=True)
+                    else:
+                        with contextlib.suppress(OSError):
+                            os.unlink(entry.path)
+
+    @staticmethod
+    def ipc_leftovers() -> bool:
+        for kind in ("shm", "sem", "msg"):
+            try:
+                with open(f"/proc/sysvipc/{kind}") as handle:
+                    if len(handle.read().splitlines()) > 1:
+                        return True
+            except OSError:
+                continue
+        return False
+
+    # -- one job --------------------------------------------------------------------------
+
+    def run_job(self, job: dict[str, Any], blobs: list[bytes], fds: list[int]) -> None:
+        self.counter += 1
+        workdir = os.path.join(self.jobs_root, f"job{self.counter}")
+        if os.path.exists(workdir):
+            shutil.rmtree(workdir, ignore_errors=True)
+        os.makedirs(workdir, mode=0o755)
+        for name, index, mode in job["files"]:
+            path = os.path.join(workdir, name)
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(path, "wb") as handle:
+                handle.write(blobs[index])
+            os.chmod(path, mode)
+
+        fd_iter = iter(fds)
+        to_close: list[int] = []
+        stdin_data = b""
+        if job["stdin"] == "fd":
+            child_stdin = next(fd_iter)
+            to_close.append(child_stdin)
+            stdin_writer = None
+        else:
+            stdin_data = blobs[job["stdin_blob"]] if job.get("stdin_blob") is not None else b""
+            child_stdin, stdin_writer = os.pipe()
+            to_close.append(child_stdin)
+        if job["stdout"] == "fd":
+            child_stdout = next(fd_iter)
+            to_close.append(child_stdout)
+            stdout_reader = None
+        else:
+            stdout_reader, child_stdout = os.pipe()
+            to_close.append(child_stdout)
+        stderr_reader, child_stderr = os.pipe()
+        to_close.append(child_stderr)
+
+        started = time.monotonic()
+        pid = os.fork()
+        if pid == 0:
+            _child(job, (child_stdin, child_stdout, child_stderr), workdir)
+        for fd in to_close:
+            os.close(fd)
+        outcome = self.supervise(job, pid, started, stdin_writer, stdin_data, stdout_reader, stderr_reader)
+        collected: list[bytes] = []
+        names: list[str] = []
+        for name in job.get("collect", []):
+            path = os.path.join(workdir, name)
+            try:
+                if os.path.getsize(path) <= job["collect_limit"]:
+                    with open(path, "rb") as handle:
+                        collected.append(handle.read())
+                    names.append(name)
+            except OSError:
+                continue
+        self.clean_filesystem(workdir)
+        outcome["collected"] = names
+        outcome["recycle"] = self.ipc_leftovers()
+        stdout, stderr = outcome.pop("stdout"), outcome.pop("stderr")
+        send_message(self.sock, dict(outcome, op="result"), [stdout, stderr, *collected])
+
+    def supervise(
+        self,
+        job: dict[str, Any],
+        pid: int,
+        started: float,
+        stdin_writer: int | None,
+        stdin_data: bytes,
+        stdout_reader: int | None,
+        stderr_reader: int,
+    ) -> dict[str, Any]:
+        deadline = started + job["wall_time_s"]
+        cpu_limit = job["cpu_time_s"]
+        # RLIMIT_CPU only counts whole seconds: poll the CPU clock, first when a single thread could
+        # have spent half the budget, then ever more often as it runs out.
+        next_cpu_check = started + cpu_limit / 2
+        output_cap = job["output_bytes"]
+        watch_pids = job.get("watch_pids")
+        selector = selectors.DefaultSelector()
+        buffers: dict[int, bytearray] = {}
+        for fd in (stdout_reader, stderr_reader):
+            if fd is not None:
+                os.set_blocking(fd, False)
+                selector.register(fd, selectors.EVENT_READ)
+                buffers[fd] = bytearray()
+        stdin_view = memoryview(stdin_data)
+        if stdin_writer is not None:
+            os.set_blocking(stdin_writer, False)
+            if stdin_data:
+                selector.register(stdin_writer, selectors.EVENT_WRITE)
+            else:
+                os.close(stdin_writer)
+                stdin_writer = None
+        try:
+            pidfd = os.pidfd_open(pid)
+            selector.register(pidfd, selectors.EVENT_READ)
+        except (AttributeError, OSError):
+            pidfd = None
+        selector.register(self.sock, selectors.EVENT_READ)
+
+        reason = ""
+        total_output = 0
+        status = None
+        rusage = None
+        while status is None:
+            now = time.monotonic()
+            if now >= deadline:
+                reason = "wall"
+                break
+            if now >= next_cpu_check:
+                used = _cpu_seconds(pid)
+                if used > cpu_limit:
+                    reason = "cpu"
+                    break
+                next_cpu_check = now + max(0.01, (cpu_limit - used) / 2)
+            timeout = min(deadline, next_cpu_check) - now
+            if pidfd is None or watch_pids:
+                timeout = min(timeout, 0.01)
+            for key, _events in selector.select(timeout):
+                fd = key.fd
+                if fd == pidfd:
+                    continue
+                if key.fileobj is self.sock:
+                    try:
+                        message, _, _ = recv_message(self.sock)
+                    except (EOFError, OSError):
+                        reason = "host_gone"
+                        break
+                    if message.get("op") == "kill" and message.get("id") == job.get("id"):
+                        reason = "killed"
+                    continue
+                if fd == stdin_writer:
+                    try:
+                        written = os.write(fd, stdin_view[:_READ_CHUNK])
+                    except BlockingIOError:
+                        continue
+                    except OSError:  # the program closed its stdin
+                        written = len(stdin_view)
+                    stdin_view = stdin_view[written:]
+                    if not stdin_view:
+                        selector.unregister(fd)
+                        os.close(fd)
+                        stdin_writer = None
+                    continue
+                try:
+                    chunk = os.read(fd, _READ_CHUNK)
+                except BlockingIOError:
+                    continue
+                if not chunk:
+                    selector.unregister(fd)
+                    continue
+                total_output += len(chunk)
+                room = output_cap - sum(len(b) for b in buffers.values())
+                buffers[fd] += chunk[: max(room, 0)]
+                if total_output > output_cap:
+                    reason = "output"
+            if reason:
+                break
+            if watch_pids and _count_processes() > watch_pids:
+                reason = "processes"
+                break
+            waited, wstatus, usage = os.wait4(pid, os.WNOHANG)
+            if waited == pid:
+                status, rusage = wstatus, usage
+        ended = time.monotonic()
+        if status is None:
+            with contextlib.suppress(OSError):
+                os.killpg(pid, signal.SIGKILL)
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+            _, status, rusage = os.wait4(pid, 0)
+            ended = time.monotonic()
+        self.kill_everything(pid)
+        # Every writer is dead now: drain what is left in the pipes, still within the cap.
+        for fd, buffer in buffers.items():
+            while True:
+                try:
+                    chunk = os.read(fd, _READ_CHUNK)
+                except OSError:
+                    break
+                if not chunk:
+                    break
+                total_output += len(chunk)
+                room = output_cap - sum(len(b) for b in buffers.values())
+                buffer += chunk[: max(room, 0)]
+        if total_output > output_cap and not reason:
+            reason = "output"
+        selector.close()
+        for fd in [*buffers, stdin_writer, pidfd]:
+            if fd is not None:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+        assert rusage is not None
+        return {
+            "exit_code": os.WEXITSTATUS(status) if os.WIFEXITED(status) else None,
+            "signal": os.WTERMSIG(status) if os.WIFSIGNALED(status) else None,
+            "cpu_time_s": rusage.ru_utime + rusage.ru_stime,
+            "wall_time_s": ended - started,
+            "peak_memory_kb": rusage.ru_maxrss,
+            "reason": reason,
+            "stdout": bytes(buffers[stdout_reader]) if stdout_reader is not None else b"",
+            "stderr": bytes(buffers[stderr_reader]),
+        }
+
+    # -- the serve loop -------------------------------------------------------------------
+
+    def serve(self) -> None:
+        send_message(self.sock, {"op": "ready", "init": self.is_init, "pid": os.getpid()})
+        while True:
+            try:
+                job, blobs, fds = recv_message(self.sock, max_fds=2)
+            except (EOFError, ConnectionError):
+                return
+            op = job.get("op")
+            if op == "run":
+                try:
+                    self.run_job(job, blobs, fds)
+                except Exception as exc:
+                    with contextlib.suppress(Exception):
+                        self.kill_everything(None)
+                    send_message(self.sock, {"op": "error", "message": f"{type(exc).__name__}: {exc}"})
+            elif op == "ping":
+                send_message(self.sock, {"op": "pong", "processes": _count_processes() if self.is_init else None})
+            elif op == "kill":
+                continue  # a kill that arrived after its job ended
+            else:
+                send_message(self.sock, {"op": "error", "message": f"unknown op {op!r}"})
+
+
+def _preload() -> None:
+    """Import what solutions commonly use, so a forked child finds them already loaded."""
+    import bisect  # noqa: F401
+    import collections  # noqa: F401
+    import functools  # noqa: F401
+    import heapq  # noqa: F401
+    import itertools  # noqa: F401
+    import math  # noqa: F401
+    import re  # noqa: F401
+    import string  # noqa: F401
+    import threading  # noqa: F401
+    import traceback  # noqa: F401
+    import types  # noqa: F401
+    import typing  # noqa: F401
+
+
+def main(argv: list[str]) -> None:
+    sock = socket.socket(fileno=int(argv[1]))
+    jobs_root = argv[2]
+    wipe = [path for path in argv[3:] if path]
+    os.makedirs(jobs_root, exist_ok=True)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:  # children may not ptrace us or read our memory/fds through /proc
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        pr_set_dumpable, pr_set_child_subreaper = 4, 36
+        libc.prctl(pr_set_dumpable, 0, 0, 0, 0)
+        if os.getpid() != 1:
+            libc.prctl(pr_set_child_subreaper, 1, 0, 0, 0)
+    except Exception:
+        pass
+    _preload()
+    import gc
+
+    gc.collect()
+    gc.freeze()  # keep the forked children from copying pages just to update GC headers
+    Zygote(sock, jobs_root, wipe).serve()
+
+
+if __name__ == "__main__":
+    main(sys.argv)

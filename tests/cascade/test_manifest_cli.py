@@ -1,0 +1,106 @@
+"""Manifest atomicity and validation; the run/status/report commands in-process."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from cascade_plugins.cascade import manifest as manifest_module
+from cascade_plugins.cascade.manifest import (
+    ManifestError,
+    RunManifest,
+    StageRecord,
+    atomic_write_text,
+    load_manifest,
+    save_manifest,
+)
+from cascade_plugins.cli import cli
+
+
+def _manifest(status: str = "pending") -> RunManifest:
+    return RunManifest(config_hash="abc", base_dir="/", backend="ledger", status=status,
+                       stages=[StageRecord(name="sft", kind="sft")])
+
+
+def test_failed_write_leaves_the_old_manifest_and_no_temp_file(tmp_path, monkeypatch):
+    save_manifest(tmp_path, _manifest("pending"))
+
+    def broken_replace(src, dst):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(manifest_module.os, "replace", broken_replace)
+    with pytest.raises(OSError, match="disk full"):
+        save_manifest(tmp_path, _manifest("finished"))
+    monkeypatch.undo()
+    assert load_manifest(tmp_path).status == "pending"
+    assert sorted(os.listdir(tmp_path)) == ["manifest.json"]
+
+
+def test_atomic_write_replaces_content(tmp_path):
+    target = tmp_path / "f.txt"
+    atomic_write_text(target, "one")
+    atomic_write_text(target, "two")
+    assert target.read_text() == "two" and sorted(os.listdir(tmp_path)) == ["f.txt"]
+
+
+def test_invalid_manifests_are_named(tmp_path):
+    with pytest.raises(ManifestError, match="not a cascade run directory"):
+        load_manifest(tmp_path)
+    (tmp_path / "manifest.json").write_text('{"config_hash": "x", "stages": [')
+    with pytest.raises(ManifestError, match="not a valid run manifest"):
+        load_manifest(tmp_path)
+    data = json.loads(_manifest().model_dump_json())
+    data["stages"][0]["status"] = "done"
+    (tmp_path / "manifest.json").write_text(json.dumps(data))
+    with pytest.raises(ManifestError, match="status"):
+        load_manifest(tmp_path)
+
+
+def test_run_status_report_and_config_change_refusal(tmp_path, ledger_site, kit, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    kit.write(tmp_path / "cascade.yaml", kit.config())
+    runner = CliRunner()
+    result = runner.invoke(cli, ["run", "cascade.yaml"])
+    assert result.exit_code == 0, result.output
+    run_dir = tmp_path / "runs" / "cascade"
+    assert load_manifest(run_dir).status == "finished"
+    assert "| domain | sft | math_rl | code_rl | mopd |" in result.output
+
+    # an override changes the config: refused with the difference, before any compute
+    result = runner.invoke(cli, ["run", "cascade.yaml", "stages.0.hparams.validation.math=0.9"])
+    assert result.exit_code == 2
+    assert "stages[0].hparams.validation.math: 0.2 -> 0.9" in result.output
+    result = runner.invoke(cli, ["run", "--resume", str(run_dir)])
+    assert result.exit_code == 0, result.output
+
+    result = runner.invoke(cli, ["status", str(run_dir), "--json"])
+    assert result.exit_code == 0
+    status = json.loads(result.output)
+    assert status["alive"] is False and [s["status"] for s in status["stages"]] == ["finished"] * 4
+    result = runner.invoke(cli, ["status", str(run_dir)])
+    assert result.exit_code == 0 and "teacher for math = math_rl" in result.output
+
+    out = tmp_path / "elsewhere"
+    result = runner.invoke(cli, ["report", str(run_dir), "--output", str(out), "--tolerance", "0.5"])
+    assert result.exit_code == 0
+    assert "None beyond the tolerance." in (out / "report.md").read_text()
+    assert (out / "report.png").is_file()
+
+
+def test_cli_refusals_exit_2(tmp_path: Path, ledger_site, kit, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    runner = CliRunner()
+    result = runner.invoke(cli, ["run", "--resume", str(tmp_path / "nothing")])
+    assert result.exit_code == 2 and "not a cascade run directory" in result.output
+    result = runner.invoke(cli, ["status", str(tmp_path)])
+    assert result.exit_code == 2
+    config = kit.config()
+    config["stages"][1]["init"] = "mopd"
+    kit.write(tmp_path / "bad.yaml", config)
+    result = runner.invoke(cli, ["run", "bad.yaml"])
+    assert result.exit_code == 2 and "stages[1].init" in result.output
+    assert not (tmp_path / "runs").exists()  # refused before anything was written

@@ -1,0 +1,66 @@
+"""The report: forgetting and recovery against each stage's parent, Markdown and PNG."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from cascade_plugins.cascade.manifest import RunManifest, StageRecord, save_manifest
+from cascade_plugins.cascade.report import build_report, render_markdown, write_report
+from cascade_plugins.config.schema import RegistryConfig
+
+
+def _record(name: str, parent: str | None, domains: list[str], scores: dict[str, float], branch: bool = False):
+    return StageRecord(
+        name=name, kind="grpo", status="finished", domains=domains, parent=parent, branch=branch,
+        start=f"stage:{parent}" if parent else "base",
+        result={"stage": name, "checkpoint": {"path": f"/ck/{name}"}, "metrics": [{"step": 4}],
+                "validation": scores, "evaluations": []},
+    )
+
+
+def _manifest() -> RunManifest:
+    return RunManifest(config_hash="x", base_dir="/", backend="ledger", status="finished", name="demo", stages=[
+        _record("sft", None, ["math", "code"], {"math": 0.30, "code": 0.40}),
+        _record("rlhf", "sft", ["code"], {"math": 0.10, "code": 0.45}, branch=True),
+        _record("math_rl", "sft", ["math"], {"math": 0.60, "code": 0.20}),
+        _record("code_rl", "math_rl", ["code"], {"math": 0.595, "code": 0.50}),
+        _record("mopd", "code_rl", ["math", "code"], {"math": 0.62, "code": 0.48}),
+    ])
+
+
+def test_forgetting_and_recovery_are_measured_against_the_parent_stage():
+    data = build_report(_manifest(), tolerance=0.01)
+    marks = {(d, s): c.mark for d, row in data.cells.items() for s, c in row.items()}
+    assert marks[("code", "math_rl")] == "forgetting"  # 0.40 -> 0.20 while training math
+    assert marks[("math", "rlhf")] == "forgetting"  # the side branch compares with sft, its parent
+    assert marks[("math", "code_rl")] == ""  # -0.005 is within tolerance
+    assert marks[("code", "code_rl")] == "recovery"  # 0.20 -> 0.50 after the drop (peak 0.40)
+    assert marks[("code", "mopd")] == "forgetting"  # 0.50 -> 0.48
+    assert marks[("math", "mopd")] == ""  # up, but math never dropped on this line
+    assert abs(data.cells["code"]["math_rl"].delta + 0.2) < 1e-9
+    assert data.main_line == ["sft", "math_rl", "code_rl", "mopd"]
+    assert len(data.events) == 4
+
+
+def test_min_direction_flips_what_counts_as_forgetting():
+    data = build_report(_manifest(), registry=RegistryConfig(directions={"code": "min"}))
+    assert data.cells["code"]["math_rl"].mark == ""  # lower is better: 0.40 -> 0.20 is no loss
+    assert data.cells["code"]["code_rl"].mark == "forgetting"
+
+
+def test_markdown_table_and_plot_are_written(tmp_path: Path):
+    save_manifest(tmp_path, _manifest())
+    md, png, text = write_report(tmp_path)
+    assert md.read_text() == text
+    assert "| domain | sft | rlhf | math_rl | code_rl | mopd |" in text
+    assert "| code (↑) | 0.400 † | 0.450 (+0.050) † | **0.200 (-0.200) ▼** | **0.500 (+0.300) † ▲** |" in text
+    assert "| 2 | rlhf | grpo | sft (branch) | code | 4 | finished |" in text
+    assert png is not None and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "![validation scores through the cascade](report.png)" in text
+
+
+def test_unfinished_run_reports_what_exists():
+    manifest = _manifest()
+    manifest.stages[-1].status, manifest.stages[-1].result = "pending", None
+    text = render_markdown(build_report(manifest))
+    assert "| math (↑) | 0.300 † |" in text and text.count("–") >= 2

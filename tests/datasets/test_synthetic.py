@@ -1,0 +1,131 @@
+"""The synthetic generators: deterministic, split-disjoint, and their answers are right."""
+
+from __future__ import annotations
+
+import pytest
+
+from cascade_plugins.datasets import plugin as datasets_plugin
+from cascade_plugins.datasets.synthetic import SPLITS, arithmetic, split_of, string_functions, string_transforms
+
+
+@pytest.mark.parametrize("factory", [arithmetic, string_functions])
+def test_rows_are_deterministic_per_seed_and_split(factory) -> None:
+    assert factory(50, seed=1, split="train") == factory(50, seed=1, split="train")
+    assert factory(50, seed=1, split="train") != factory(50, seed=2, split="train")
+
+
+@pytest.mark.parametrize("factory", [arithmetic, string_functions])
+def test_splits_share_no_problem_and_rows_are_unique(factory) -> None:
+    prompts = {split: [r["prompt"] for r in factory(150, seed=0, split=split)] for split in SPLITS}
+    for split, rows in prompts.items():
+        assert len(set(rows)) == len(rows) == 150
+        assert all(split_of(p) == split for p in rows)
+    assert not set(prompts["train"]) & set(prompts["test"])
+    assert not set(prompts["validation"]) & set(prompts["test"])
+    assert not set(prompts["train"]) & set(prompts["validation"])
+
+
+def test_arithmetic_answers_are_correct() -> None:
+    rows = arithmetic(300, seed=3, split="train", max_operand=50, operations="+-*")
+    assert {r["domain"] for r in rows} == {"math"}
+    for row in rows:
+        expression = row["prompt"].removesuffix("=")
+        value = eval(expression)  # our own generated "a+b" text
+        assert value >= 0
+        assert row["ground_truth"] == str(value)
+        assert row["answer"] == f"\\boxed{{{value}}}"
+
+
+def _passes(code: str, tests: list[str]) -> bool:
+    namespace: dict[str, object] = {}
+    try:
+        exec(code, namespace)  # our own generated one-liners
+        for test in tests:
+            exec(test, namespace)
+    except AssertionError:
+        return False
+    return True
+
+
+def test_string_function_answers_pass_their_tests_and_wrong_ones_fail() -> None:
+    rows = string_functions(300, seed=4, split="validation")
+    assert {r["domain"] for r in rows} == {"code"}
+    for row in rows:
+        assert len(row["tests"]) == 7
+        assert row["answer"].startswith("f=lambda s:")
+        assert _passes(row["answer"], row["tests"])
+        assert not _passes("f=lambda s:s", row["tests"]) or row["answer"] == "f=lambda s:s"
+
+
+def test_string_function_prompts_show_examples_and_hide_the_rest() -> None:
+    row = string_functions(1, seed=0, shown_examples=2, hidden_tests=3)[0]
+    shown = row["prompt"].split()
+    assert len(shown) == 2 and all(s.startswith("f(") for s in shown)
+    assert len(row["tests"]) == 5
+
+
+def test_every_transform_is_used_and_distinct() -> None:
+    transforms = string_transforms("abc")
+    assert len({t.body for t in transforms}) == len(transforms)
+    bodies = {r["answer"].removeprefix("f=lambda s:") for r in string_functions(2000, seed=0, alphabet="abcdefgh")}
+    assert bodies == {t.body for t in string_transforms("abcdefgh")}
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"n": -1}, "n must be"),
+        ({"n": 1, "split": "dev"}, "split must be one of"),
+        ({"n": 1, "max_operand": 0}, "max_operand"),
+        ({"n": 1, "operations": "/"}, "operations"),
+        ({"n": 100, "max_operand": 1}, "could not draw 100 distinct train problems"),
+    ],
+)
+def test_arithmetic_rejects_bad_arguments(kwargs, message) -> None:
+    with pytest.raises(ValueError, match=message):
+        arithmetic(**kwargs)
+
+
+def test_string_functions_rejects_bad_arguments() -> None:
+    with pytest.raises(ValueError, match="alphabet"):
+        string_functions(1, alphabet="A")
+    with pytest.raises(ValueError, match="min_length"):
+        string_functions(1, min_length=4, max_length=3)
+
+
+def test_generators_are_registered_as_datasets() -> None:
+    registered = []
+    datasets_plugin.register_datasets(register=lambda factory, name=None: registered.append(name or factory.name))
+    assert registered == ["arithmetic", "string_functions"]
+
+
+def test_answers_score_full_marks_with_the_real_rewards_and_wrong_ones_do_not() -> None:
+    from cascade_plugins.interfaces import Sample
+    from cascade_plugins.plugins import get_registry
+
+    registry = get_registry()
+    cases = [
+        ("math", {}, arithmetic(12, seed=5, split="test"), "\\boxed{-1}"),
+        ("code", {"require_fence": False}, string_functions(12, seed=5, split="test"), "f=lambda s:s+'zz'"),
+    ]
+    for reward_name, options, rows, wrong in cases:
+        reward = registry.make_reward(reward_name, **options)
+        try:
+
+            def samples(response_of, rows=rows):
+                return [
+                    Sample(
+                        response=response_of(r),
+                        prompt=r["prompt"],
+                        ground_truth=r.get("ground_truth"),
+                        tests=r.get("tests"),
+                    )
+                    for r in rows
+                ]
+
+            right = reward.score(samples(lambda r: r["answer"]))
+            bad = reward.score(samples(lambda r, wrong=wrong: wrong))
+        finally:
+            reward.close()
+        assert [r.reward for r in right] == [1.0] * len(rows), [r.details for r in right if r.reward != 1.0]
+        assert [r.reward for r in bad] == [0.0] * len(rows)

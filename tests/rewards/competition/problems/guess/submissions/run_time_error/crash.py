@@ -1,0 +1,4 @@
+bound = int(input())
+print("?", bound // 2, flush=True)
+reply = input()
+raise SystemExit(3)

@@ -1,0 +1,5 @@
+#include <cstdio>
+int main() {
+    long long a b;
+    std::printf("%lld\n", a + b)
+}
