@@ -81,9 +81,10 @@ def test_best_and_last_checkpoints_convert_to_hf(
     assert weights_format(ckpt_dir / "step_1") == "dcp"
 
     ids = torch.arange(5, 25).unsqueeze(0)
-    best = finish_stage("s1", master.checkpointing, "best", tmp_path / "hf_best")
+    rounds = {"1": {"math": 0.9, "code": 0.2}, "2": {"math": 0.5, "code": 0.4}}
+    best = finish_stage("s1", master.checkpointing, "best", tmp_path / "hf_best", rounds=rounds)
     assert best.checkpoint.step == 1 and best.checkpoint.format == "hf"
-    assert best.validation == {"accuracy": 0.9}
+    assert best.validation == {"math": 0.9, "code": 0.2}
     assert [m["step"] for m in best.metrics] == [1, 2]
     torch.testing.assert_close(_logits(Path(best.checkpoint.path), ids), best_logits, rtol=0, atol=1e-5)
 
@@ -95,6 +96,7 @@ def test_best_and_last_checkpoints_convert_to_hf(
          "checkpointing": {"checkpoint_dir": str(ckpt_dir), "metric_name": "val:accuracy", "save_period": 1}}
     ))
     result_path = tmp_path / "result.json"
+    (tmp_path / "validation_rounds.json").write_text(json.dumps(rounds))  # what the runner records
     subprocess.run(
         [sys.executable, "-m", "cascade_plugins.backends.nemo_rl.stage_runner", "--config", str(stage_yaml),
          "--skip-training", "--stage", "s1", "--select", "last", "--result", str(result_path),
@@ -103,6 +105,7 @@ def test_best_and_last_checkpoints_convert_to_hf(
     )
     result = json.loads(result_path.read_text())
     assert result["stage"] == "s1" and result["checkpoint"]["step"] == 2
+    assert result["validation"] == {"math": 0.5, "code": 0.4}
     torch.testing.assert_close(_logits(Path(result["checkpoint"]["path"]), ids), last_logits, rtol=0, atol=1e-5)
     # the next stage can start from it: the tokenizer came along
     from transformers import AutoTokenizer

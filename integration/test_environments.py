@@ -86,13 +86,13 @@ def test_bad_env_config_fails_at_creation_with_the_key() -> None:
 
 
 def test_setup_response_data_routes_our_jsonl_to_our_env(tmp_path: Path) -> None:
-    """Upstream ``setup_response_data`` with our dataset class, processor and environment."""
+    """Upstream ``setup_response_data`` (through the compat layer, which lets v0.7.0 create the
+    environments of a list of datasets) with our dataset class, processor and environments."""
     import ray
-    from nemo_rl.data.utils import setup_response_data
     from tiny_model import build_tiny_model, write_jsonl
     from transformers import AutoTokenizer
 
-    from cascade_plugins.backends.nemo_rl import register_all
+    from cascade_plugins.backends.nemo_rl import compat, register_all
     from cascade_plugins.backends.nemo_rl.stage_config import DATASET_CLASS
 
     register_all(["cascade_exact", "cascade_none"])
@@ -114,7 +114,7 @@ def test_setup_response_data_routes_our_jsonl_to_our_env(tmp_path: Path) -> None
         "default": None,
     }
     env_configs = {"cascade_exact": {"num_workers": 1}, "cascade_none": {"reward": "none"}}
-    dataset, _val, task_to_env, _val_envs = setup_response_data(tokenizer, data_config, env_configs)
+    dataset, _val, task_to_env, _val_envs = compat.setup_response_data(tokenizer, data_config, env_configs)
     try:
         assert set(task_to_env) == {"toy", "chat"}
         datum = dataset[0]
@@ -128,3 +128,67 @@ def test_setup_response_data_routes_our_jsonl_to_our_env(tmp_path: Path) -> None
     finally:
         for env in {id(e): e for e in task_to_env.values()}.values():
             ray.get(env.shutdown.remote())
+
+
+def test_our_math_reward_and_upstream_math_agree_in_one_batch() -> None:
+    """The built-in ``math`` reward as ``cascade_math`` next to NeMo RL's ``math`` environment."""
+    import ray
+    from nemo_rl.environments.utils import create_env
+    from nemo_rl.experience.rollouts import calculate_rewards
+
+    from cascade_plugins.backends.nemo_rl import register_all
+    from cascade_plugins.plugins import get_registry
+
+    if "math" not in get_registry().names("reward"):
+        pytest.skip("the math reward plugin is not installed")
+    register_all(["cascade_math"])
+    ours = create_env("cascade_math", {"num_workers": 2})
+    upstream = create_env("math", {"num_workers": 1})
+    try:
+        cases = [("The answer is \\boxed{4}", "4"), ("\\boxed{\\frac{1}{2}}", "0.5"), ("\\boxed{5}", "4")]
+        rows = [(task, response, {"ground_truth": truth}) for task in ("ours", "upstream") for response, truth in cases]
+        result = calculate_rewards(_batch(rows), {"ours": ours, "upstream": upstream})
+        assert result.rewards.tolist() == [1.0, 1.0, 0.0, 1.0, 1.0, 0.0]
+    finally:
+        for env in (ours, upstream):
+            ray.get(env.shutdown.remote())
+            ray.kill(env)
+
+
+def test_validation_rounds_give_per_domain_scores(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``grpo_train``'s ``validate`` wrapped for one stage: our environments count each domain's
+    rewards during the round only. The validate stand-in scores a batch the way upstream's does
+    (through ``calculate_rewards``); the real one needs a GPU generator."""
+    import ray
+    from nemo_rl.algorithms import grpo
+    from nemo_rl.environments.utils import create_env
+    from nemo_rl.experience.rollouts import calculate_rewards
+
+    from cascade_plugins.backends.nemo_rl import compat, register_all
+
+    def validate(policy_generation, val_dataloader, tokenizer, val_task_to_env, step, master_config, logger=None):
+        calculate_rewards(val_dataloader, val_task_to_env)
+        return {"accuracy": -1.0}, {}
+
+    monkeypatch.setattr(grpo, "validate", validate)
+    register_all(["cascade_exact"])
+    env = create_env("cascade_exact", {})
+    math = create_env("math", {"num_workers": 1})
+    tasks = {"exact": env, "math": math}
+    rows = [
+        ("exact", "a", {"ground_truth": "a", "domain": "toy"}),
+        ("exact", "b", {"ground_truth": "a", "domain": "toy"}),
+        ("exact", "c", {"ground_truth": "c", "domain": "other"}),
+        ("math", "\\boxed{1}", {"ground_truth": "1"}),
+    ]
+    seen: list = []
+    try:
+        calculate_rewards(_batch(rows), tasks)  # a training step: not counted
+        with compat.validation_rounds(lambda step, scores: seen.append((step, scores))):
+            assert grpo.validate(None, _batch(rows), None, tasks, 7, None) == ({"accuracy": -1.0}, {})
+        assert grpo.validate is validate
+        assert seen == [(7, {"other": 1.0, "toy": 0.5})]
+    finally:
+        for actor in (env, math):
+            ray.get(actor.shutdown.remote())
+            ray.kill(actor)

@@ -129,3 +129,30 @@ def test_answers_score_full_marks_with_the_real_rewards_and_wrong_ones_do_not() 
             reward.close()
         assert [r.reward for r in right] == [1.0] * len(rows), [r.details for r in right if r.reward != 1.0]
         assert [r.reward for r in bad] == [0.0] * len(rows)
+
+
+def test_column_steps_are_true_equations_that_lead_to_the_result() -> None:
+    from cascade_plugins.datasets.synthetic import column_steps
+
+    for a in range(100):
+        for b in range(100):
+            for op in "+-":
+                if op == "-" and a < b:
+                    continue
+                steps = column_steps(a, b, op).rstrip(",").split(",")
+                assert len(steps) == 2
+                for equation in steps:
+                    left, right = equation.split("=")
+                    assert eval(left) == int(right), (a, op, b, equation)
+                ones = int(steps[0].split("=")[1]) % 10
+                tens = int(steps[1].split("=")[1])
+                assert tens * 10 + ones == (a + b if op == "+" else a - b)
+
+
+def test_show_work_answers_end_in_the_boxed_result() -> None:
+    for row in arithmetic(50, seed=1, max_operand=49, show_work=True):
+        work, boxed = row["answer"].split("\\boxed")
+        assert boxed == f"{{{row['ground_truth']}}}"
+        assert work.count("=") == 2
+    with pytest.raises(ValueError, match="show_work"):
+        arithmetic(1, operations="*", show_work=True)

@@ -115,7 +115,7 @@ def _run_python(path: str, argv: list[str], workdir: str) -> int:
     main.__builtins__ = builtins  # type: ignore[attr-defined]
     sys.modules["__main__"] = main
     sys.argv = [path, *argv]
-    sys.path[0:1] = [workdir]
+    sys.path.insert(0, workdir)  # like a script's directory (the worker runs with -P)
     code = 0
     try:
         with open(path, encoding="utf-8") as handle:
@@ -160,6 +160,11 @@ def _child(job: dict[str, Any], stdio: tuple[int, int, int], workdir: str) -> No
         os.chdir(workdir)
         with contextlib.suppress(OSError), open("/proc/self/oom_score_adj", "w") as handle:
             handle.write("1000")  # under memory pressure the kernel kills jobs, not the worker
+        run_as = job.get("run_as")
+        if run_as is not None:
+            os.setgroups([])
+            os.setgid(run_as)
+            os.setuid(run_as)
         for name, (soft, hard) in job["rlimits"].items():
             resource.setrlimit(_RLIMITS[name], (soft, hard))
         env = dict(job["env"], HOME=workdir, TMPDIR=workdir)
@@ -219,13 +224,38 @@ def _descendants(root: int) -> list[int]:
     return found
 
 
+def _remove_tree(path: str) -> None:
+    """``rm -rf`` that also gets through directories a job made unreadable (chmod 000)."""
+    shutil.rmtree(path, ignore_errors=True)
+    if not os.path.lexists(path) or os.path.islink(path):
+        return
+    with contextlib.suppress(OSError):
+        os.chmod(path, 0o700)
+        for parent, dirs, _files in os.walk(path):  # top-down: fix children before descending
+            for name in dirs:
+                child = os.path.join(parent, name)
+                if not os.path.islink(child):  # the job is dead: nothing can swap it for a link now
+                    with contextlib.suppress(OSError):
+                        os.chmod(child, 0o700)
+    shutil.rmtree(path, ignore_errors=True)
+
+
 class Zygote:
-    def __init__(self, sock: socket.socket, jobs_root: str, wipe: list[str]):
+    def __init__(self, sock: socket.socket, jobs_root: str, wipe: list[str], run_as: int | None = None):
         self.sock = sock
         self.jobs_root = jobs_root
         self.wipe = wipe
         self.is_init = os.getpid() == 1
         self.counter = 0
+        #: the unprivileged uid jobs run as (a root host without namespaces), else None
+        self.run_as = run_as
+
+    def job_processes(self) -> int:
+        """Processes the current job runs: everything in our PID namespace but us, or else our
+        descendants (orphans come back to us as the child subreaper)."""
+        if self.is_init:
+            return _count_processes() - 1
+        return len(_descendants(os.getpid()))
 
     # -- cleanup --------------------------------------------------------------------------
 
@@ -261,16 +291,20 @@ class Zygote:
             if pid == 0:
                 return
 
-    def clean_filesystem(self, workdir: str) -> None:
-        shutil.rmtree(workdir, ignore_errors=True)
+    def clean_filesystem(self, workdir: str) -> bool:
+        """Delete the job's files; ``False`` if something could not be deleted."""
+        _remove_tree(workdir)
+        clean = not os.path.lexists(workdir)
         for root in self.wipe:
             with contextlib.suppress(OSError):
                 for entry in os.scandir(root):
                     if entry.is_dir(follow_symlinks=False):
-                        shutil.rmtree(entry.path, ignore_errors=True)
+                        _remove_tree(entry.path)
                     else:
                         with contextlib.suppress(OSError):
                             os.unlink(entry.path)
+                clean = clean and not any(True for _ in os.scandir(root))
+        return clean
 
     @staticmethod
     def ipc_leftovers() -> bool:
@@ -297,6 +331,13 @@ class Zygote:
             with open(path, "wb") as handle:
                 handle.write(blobs[index])
             os.chmod(path, mode)
+        if self.run_as is not None:
+            for root, dirs, names in os.walk(workdir):
+                for name in [*dirs, *names]:
+                    os.chown(os.path.join(root, name), self.run_as, self.run_as)
+            os.chown(workdir, self.run_as, self.run_as)
+            os.chmod(workdir, 0o700)
+            job = dict(job, run_as=self.run_as)
 
         fd_iter = iter(fds)
         to_close: list[int] = []
@@ -337,9 +378,10 @@ class Zygote:
                     names.append(name)
             except OSError:
                 continue
-        self.clean_filesystem(workdir)
+        clean = self.clean_filesystem(workdir)
         outcome["collected"] = names
-        outcome["recycle"] = self.ipc_leftovers()
+        # Only a private IPC namespace says anything about this job (the host's is shared).
+        outcome["recycle"] = not clean or (self.is_init and self.ipc_leftovers())
         stdout, stderr = outcome.pop("stdout"), outcome.pop("stderr")
         send_message(self.sock, dict(outcome, op="result"), [stdout, stderr, *collected])
 
@@ -440,7 +482,7 @@ class Zygote:
                     reason = "output"
             if reason:
                 break
-            if watch_pids and _count_processes() > watch_pids:
+            if watch_pids and self.job_processes() > watch_pids:
                 reason = "processes"
                 break
             waited, wstatus, usage = os.wait4(pid, os.WNOHANG)
@@ -513,13 +555,22 @@ class Zygote:
 
 def _preload() -> None:
     """Import what solutions commonly use, so a forked child finds them already loaded."""
+    import array  # noqa: F401
     import bisect  # noqa: F401
     import collections  # noqa: F401
+    import copy  # noqa: F401
+    import dataclasses  # noqa: F401
+    import datetime  # noqa: F401
+    import decimal  # noqa: F401
+    import fractions  # noqa: F401
     import functools  # noqa: F401
     import heapq  # noqa: F401
     import itertools  # noqa: F401
     import math  # noqa: F401
+    import operator  # noqa: F401
+    import random  # noqa: F401
     import re  # noqa: F401
+    import statistics  # noqa: F401
     import string  # noqa: F401
     import threading  # noqa: F401
     import traceback  # noqa: F401
@@ -529,6 +580,7 @@ def _preload() -> None:
 
 def main(argv: list[str]) -> None:
     sock = socket.socket(fileno=int(argv[1]))
+    run_as = os.environ.pop("CASCADE_SANDBOX_RUN_AS", None)
     jobs_root = argv[2]
     wipe = [path for path in argv[3:] if path]
     os.makedirs(jobs_root, exist_ok=True)
@@ -548,7 +600,7 @@ def main(argv: list[str]) -> None:
 
     gc.collect()
     gc.freeze()  # keep the forked children from copying pages just to update GC headers
-    Zygote(sock, jobs_root, wipe).serve()
+    Zygote(sock, jobs_root, wipe, int(run_as) if run_as else None).serve()
 
 
 if __name__ == "__main__":

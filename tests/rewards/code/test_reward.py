@@ -225,3 +225,12 @@ def test_cascade_score_command(tmp_path: Path, monkeypatch):
     assert result.exit_code == 0, result.output
     scored = [json.loads(line) for line in target.read_text().splitlines()]
     assert [(r["reward"], r["verdict"]) for r in scored] == [(1.0, "correct")] * 3 + [(0.0, "WA")]
+
+
+def test_required_isolation_refuses_at_construction(monkeypatch):
+    from cascade_plugins.sandbox import SandboxUnavailable, isolation
+
+    monkeypatch.setattr(isolation, "_probe_cache", {})
+    monkeypatch.setenv(isolation.DISABLE_ENV, "bwrap,unshare")
+    with pytest.raises(SandboxUnavailable, match="isolation 'required'"):
+        CodeReward(isolation="required")

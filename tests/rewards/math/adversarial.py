@@ -47,7 +47,10 @@ def _one(rng: random.Random, family: str) -> str:
         return rng.choice([f"\\boxed{{{digits}}}", f"\\boxed{{1{digits}/3}}", f"\\boxed{{{digits}^{{{digits[:5]}}}}}"])
     if family == "factorial":
         return rng.choice(
-            [f"\\boxed{{{rng.randint(10**4, 10**9)}!}}", f"\\boxed{{\\binom{{{rng.randint(10**7, 10**12)}}}{{{rng.randint(2, 10**6)}}}}}"]
+            [
+                f"\\boxed{{{rng.randint(10**4, 10**9)}!}}",
+                f"\\boxed{{\\binom{{{rng.randint(10**7, 10**12)}}}{{{rng.randint(2, 10**6)}}}}}",
+            ]
         )
     if family == "deep_radical":
         n = rng.randint(20, 400)

@@ -10,6 +10,7 @@ from cascade_plugins.interfaces import Sample
 from cascade_plugins.rewards.math import MathReward
 
 VERDICTS = {"correct", "incorrect", "no_answer", "timeout", "error"}
+RANDOM_TEXT_FAMILIES = {"binary_junk", "unicode", "unbalanced", "repetition"}
 #: Per-sample deadline for these tests; a worker that hits it is killed and replaced.
 DEADLINE_S = 2.0
 
@@ -26,11 +27,13 @@ def test_thousand_adversarial_inputs_give_verdicts_without_hanging() -> None:
     rows = adversarial_inputs(1000, seed=0)
     try:
         results = reward.score([Sample(response=r, ground_truth=g) for _, g, r in rows])
+        assert reward.options.timeout == DEADLINE_S
         assert len(results) == len(rows)
         for (family, _, _), result in zip(rows, results, strict=True):
             assert result.verdict in VERDICTS, family
             assert result.reward in (0.0, 1.0)
-            assert result.verdict != "correct", family  # none of these answers is right
+            if family not in RANDOM_TEXT_FAMILIES:  # random text may end with the right number
+                assert result.verdict != "correct", family
         # the pre-screen, not the deadline, should stop almost all of them
         timeouts = sum(r.verdict == "timeout" for r in results)
         assert timeouts <= 10

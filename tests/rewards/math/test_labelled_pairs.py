@@ -32,12 +32,11 @@ def test_labelled_pair(category: str, gold: str, response: str, expected: str) -
 
 def test_reward_agrees_with_in_process_verdicts(math_reward: MathReward) -> None:
     """The same pairs through the reward: fast paths here, symbolic checks in worker processes."""
-    samples = [Sample(response=r, ground_truth=g) for _, g, r, _ in CASES]
+    cases = CASES[::2]  # every category, half the pairs: the in-process test covers them all
+    samples = [Sample(response=r, ground_truth=g) for _, g, r, _ in cases]
     results = math_reward.score(samples)
     assert len(results) == len(samples)
-    mismatches = [
-        (g, r, res.verdict, e) for (_, g, r, e), res in zip(CASES, results, strict=True) if res.verdict != e
-    ]
+    mismatches = [(g, r, res.verdict, e) for (_, g, r, e), res in zip(cases, results, strict=True) if res.verdict != e]
     assert mismatches == []
     for result in results:
         assert result.reward == (1.0 if result.verdict == "correct" else 0.0)

@@ -25,11 +25,11 @@ def _known() -> dict[int, str]:
     """Locate the documented differences by content (robust to reordering of the data file)."""
     reasons = {
         ("$1 - \\frac{1}{\\mathrm{e}}$", "$1 + \\frac{1}{\\mathrm{e}}$"): "label noise: 1-1/e is not 1+1/e",
-        ("$9$", "Answer $ \n 9 \n $"): "we read a bare number where Math-Verify finds no inline math",
-        ("$9$", "Answer \\( \n 9 \n \\)"): "we read a bare number where Math-Verify finds no inline math",
         ("$f(x)$", "$f(y)$"): "strict=False (variables matched by position) is not supported",
-        ("$1\\leq|z|\\leq \\frac{3}{2}$", "$z \\in \\left[-\\frac{3}{2}, -1\\right] \\cup \\left[1, \\frac{3}{2}\\right]$"):
-            "an inequality on |z| is not solved into a union of intervals",
+        (
+            "$1\\leq|z|\\leq \\frac{3}{2}$",
+            "$z \\in \\left[-\\frac{3}{2}, -1\\right] \\cup \\left[1, \\frac{3}{2}\\right]$",
+        ): "an inequality on |z| is not solved into a union of intervals",
         ("$p=5,q=2;p=7,q=2$", "$(5,2),(7,2)$"): "assignment lists are not turned into tuples",
     }
     found: dict[int, str] = {}
@@ -81,6 +81,6 @@ def test_no_false_positive_on_negative_labels() -> None:
     for row in ROWS:
         if row["expected"] == 0:
             decision = verify(row["pred"], row["gold"], _options(row["math_verify_config"]))
-            if decision.verdict == "correct" and "$9$" != row["gold"]:
+            if decision.verdict == "correct":
                 false_positives.append(row)
     assert false_positives == []

@@ -9,9 +9,9 @@ from hypothesis import strategies as st
 
 from cascade_plugins.rewards.math import verify
 
-SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
-integers = st.integers(min_value=-10**12, max_value=10**12)
+integers = st.integers(min_value=-(10**12), max_value=10**12)
 fractions = st.builds(
     Fraction, st.integers(min_value=-999, max_value=999), st.integers(min_value=1, max_value=999)
 ).filter(lambda f: f.denominator != 1)

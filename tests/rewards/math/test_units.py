@@ -9,7 +9,13 @@ import pytest
 from cascade_plugins.rewards.math.extract import extract_answer, extract_boxed, extract_gold, strip_think
 from cascade_plugins.rewards.math.normalize import normalize_answer
 from cascade_plugins.rewards.math.numbers import PlainNumber, numbers_match, parse_plain_number
-from cascade_plugins.rewards.math.options import EXTRACTORS, MathOptions, OptionsError, merge_sample_options, validate_options
+from cascade_plugins.rewards.math.options import (
+    EXTRACTORS,
+    MathOptions,
+    OptionsError,
+    merge_sample_options,
+    validate_options,
+)
 from cascade_plugins.rewards.math.screen import screen_expression
 from cascade_plugins.rewards.math.structure import Interval, Relation, Seq, parse_structure
 
@@ -219,7 +225,7 @@ def test_sample_overrides_are_validated() -> None:
     assert merge_sample_options(base, {"choices": "abcd"}).choices == "ABCD"
     with pytest.raises(OptionsError, match="cannot be set per sample"):
         merge_sample_options(base, {"workers": 3})
-    with pytest.raises(OptionsError, match="metadata.math"):
+    with pytest.raises(OptionsError, match=r"metadata\.math"):
         merge_sample_options(base, {"tolerance": "big"})
 
 

@@ -116,20 +116,21 @@ def _finite(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def stage_result(stage: str, step_dir: Path, hf_dir: Path, checkpoint_dir: str | Path) -> StageResult:
-    """The StageResult: the HF checkpoint, per-step numbers NeMo RL saved with each checkpoint,
-    and the chosen step's validation numbers."""
+def stage_result(
+    stage: str, step_dir: Path, hf_dir: Path, checkpoint_dir: str | Path,
+    rounds: Mapping[str, Mapping[str, float]] | None = None,
+) -> StageResult:
+    """The StageResult: the HF checkpoint, the numbers NeMo RL saved with each checkpoint (as
+    per-step metrics), and the per-domain validation scores of the chosen step's validation
+    round (``rounds``: step -> domain -> score; the latest round at or before that step)."""
     metrics = []
     for path in list_steps(checkpoint_dir):
         info = training_info(path)
         row = {"step": step_of(path), **{k: v for k, v in info.items() if _finite(v)}}
         metrics.append(row)
-    chosen = training_info(step_dir)
-    validation = {
-        key.split(":", 1)[1] if key.startswith("val:") else key: float(value)
-        for key, value in chosen.items()
-        if (key.startswith("val") or key.startswith("val:")) and _finite(value)
-    }
+    step = step_of(step_dir)
+    earlier = [int(s) for s in (rounds or {}) if int(s) <= step]
+    validation = {d: float(v) for d, v in (rounds or {})[str(max(earlier))].items()} if earlier else {}
     return StageResult(
         stage=stage,
         checkpoint=CheckpointRef(path=str(hf_dir), format="hf", stage=stage, step=step_of(step_dir)),
@@ -145,6 +146,7 @@ def finish_stage(
     hf_dir: str | Path,
     *,
     python: str | None = None,
+    rounds: Mapping[str, Mapping[str, float]] | None = None,
 ) -> StageResult:
     step_dir = select_checkpoint(checkpointing, select)
     if step_dir is None:
@@ -153,4 +155,4 @@ def finish_stage(
             "enable checkpointing (checkpointing.enabled: true) and save at the last step"
         )
     hf = convert_to_hf(step_dir, hf_dir, python=python)
-    return stage_result(stage, step_dir, hf, checkpointing["checkpoint_dir"])
+    return stage_result(stage, step_dir, hf, checkpointing["checkpoint_dir"], rounds)

@@ -200,3 +200,63 @@ def batched_data_dict_class() -> type:
     from nemo_rl.distributed.batched_data_dict import BatchedDataDict
 
     return BatchedDataDict
+
+
+def _env_names_of(data_config: Mapping[str, Any]) -> list[str]:
+    """Environment names of every dataset entry (mappings and lists of them)."""
+    names: set[str] = set()
+    for key in ("train", "validation", "default"):
+        entries = data_config.get(key)
+        for entry in entries if isinstance(entries, list) else [entries]:
+            if isinstance(entry, Mapping) and "env_name" in entry:
+                names.add(entry["env_name"])
+    return sorted(names)
+
+
+def setup_response_data(tokenizer: Any, data_config: Any, env_configs: Any) -> Any:
+    """Upstream ``setup_response_data``. Up to v0.7.0 it creates environments only for a
+    ``data.train`` *mapping*, so a list of datasets with their own ``env_name`` found no
+    environment; there its env-name scan is swapped for one that reads lists too."""
+    apply_python_shims()
+    from nemo_rl.data import utils as data_utils
+
+    scan = data_utils.extract_necessary_env_names
+    if scan({"train": [{"env_name": "probe"}]}) == ["probe"]:
+        return data_utils.setup_response_data(tokenizer, data_config, env_configs)
+    data_utils.extract_necessary_env_names = _env_names_of
+    try:
+        return data_utils.setup_response_data(tokenizer, data_config, env_configs)
+    finally:
+        data_utils.extract_necessary_env_names = scan
+
+
+@contextlib.contextmanager
+def validation_rounds(on_round: Callable[[int, dict[str, float]], None]) -> Iterator[None]:
+    """While active, every ``validate`` call inside ``grpo_train`` is bracketed by
+    ``begin_round(step)`` / ``end_round()`` on our validation environments, and ``on_round``
+    gets the step and the per-domain scores. (``grpo_train`` calls the module-level
+    ``validate``; upstream environments without these methods are left alone.)"""
+    apply_python_shims()
+    import ray
+    from nemo_rl.algorithms import grpo
+
+    original = grpo.validate
+
+    def patched(policy_generation: Any, val_dataloader: Any, tokenizer: Any, val_task_to_env: Any,
+                step: int, *args: Any, **kwargs: Any) -> Any:
+        envs = {id(e): e for e in (val_task_to_env or {}).values() if hasattr(e, "begin_round")}
+        ray.get([e.begin_round.remote(step) for e in envs.values()])
+        try:
+            return original(policy_generation, val_dataloader, tokenizer, val_task_to_env, step, *args, **kwargs)
+        finally:
+            scores: dict[str, float] = {}
+            for part in ray.get([e.end_round.remote() for e in envs.values()]):
+                scores.update(part)
+            if scores:
+                on_round(step, scores)
+
+    grpo.validate = patched
+    try:
+        yield
+    finally:
+        grpo.validate = original

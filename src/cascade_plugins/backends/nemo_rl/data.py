@@ -125,6 +125,7 @@ def cascade_data_processor(
     row = decode_row(datum_dict)
     where = f"sample {idx} of task {row.get('task_name')!r}"
     info = extra_env_info(row, where, require_target=False)
+    info.setdefault("domain", row.get("task_name") or getattr(task_data_spec, "task_name", None))
     turns = prompt_messages(row, where)
     template = getattr(task_data_spec, "prompt", None)
     system = getattr(task_data_spec, "system_prompt", None)

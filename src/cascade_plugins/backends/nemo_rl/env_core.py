@@ -154,3 +154,35 @@ def batch_metrics(rewards: Sequence[float], verdicts: Sequence[str]) -> dict[str
     for verdict in sorted(set(verdicts)):
         metrics[f"verdict/{verdict}"] = sum(v == verdict for v in verdicts) / n
     return metrics
+
+
+class RoundScores:
+    """Per-domain mean reward over one validation round (``begin`` ... ``end``).
+
+    NeMo RL's ``validate`` reports one accuracy over all tasks; the environments see every
+    sample's domain, so they keep the per-domain numbers the cascade's teacher registry needs.
+    Samples scored outside a round (training rollouts) are not counted.
+    """
+
+    def __init__(self) -> None:
+        self.step: int | None = None
+        self._sums: dict[str, float] = {}
+        self._counts: dict[str, int] = {}
+
+    def begin(self, step: int) -> None:
+        self.step = step
+        self._sums.clear()
+        self._counts.clear()
+
+    def add(self, samples: Sequence[Sample], results: Sequence[RewardResult]) -> None:
+        if self.step is None:
+            return
+        for sample, result in zip(samples, results, strict=True):
+            domain = sample.domain or "all"
+            self._sums[domain] = self._sums.get(domain, 0.0) + float(result.reward)
+            self._counts[domain] = self._counts.get(domain, 0) + 1
+
+    def end(self) -> dict[str, float]:
+        scores = {d: self._sums[d] / self._counts[d] for d in sorted(self._sums)}
+        self.step = None
+        return scores

@@ -25,6 +25,7 @@ from cascade_plugins.backends.nemo_rl import compat
 from cascade_plugins.backends.nemo_rl.env_core import (
     NO_REWARD,
     EnvSettings,
+    RoundScores,
     batch_metrics,
     merge_chunk_results,
     observation_for,
@@ -77,6 +78,7 @@ class CascadeRewardEnvironment(EnvironmentInterface):
             }
         }
         self._rotation = itertools.count()
+        self.rounds = RoundScores()
         if self.settings.reward == NO_REWARD:
             self.workers: list[Any] = []
             self.reward_range = (0.0, 0.0)
@@ -113,6 +115,7 @@ class CascadeRewardEnvironment(EnvironmentInterface):
     ) -> EnvironmentReturn:
         samples = [sample_from_message_log(log, info) for log, info in zip(message_log_batch, metadata, strict=True)]
         results = self.score_samples(samples)
+        self.rounds.add(samples, results)
         n = len(results)
         return EnvironmentReturn(
             observations=[observation_for(r) for r in results],
@@ -122,6 +125,13 @@ class CascadeRewardEnvironment(EnvironmentInterface):
             terminateds=torch.ones(n, dtype=torch.bool),
             answers=None,
         )
+
+    def begin_round(self, step: int) -> None:
+        """Start counting per-domain scores (called around NeMo RL's ``validate``)."""
+        self.rounds.begin(step)
+
+    def end_round(self) -> dict[str, float]:
+        return self.rounds.end()
 
     def global_post_process_and_metrics(self, batch: Any) -> tuple[Any, dict[str, float]]:
         """Mean reward of the batch (NeMo RL does not call this at present; kept cheap)."""

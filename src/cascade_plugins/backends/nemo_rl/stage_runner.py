@@ -88,11 +88,15 @@ def _teacher_policies(master_config: Any, tokenizer: Any, cluster: Any, teachers
     return policies
 
 
-def run_grpo(config_path: str, overrides: Sequence[str], config: Mapping[str, Any]) -> None:
-    """``examples/run_grpo.py`` with our registrations and the optional synchronous MOPD path."""
+def run_grpo(
+    config_path: str, overrides: Sequence[str], config: Mapping[str, Any], rounds_path: Path | None = None
+) -> None:
+    """``examples/run_grpo.py`` with our registrations and the optional synchronous MOPD path.
+
+    With ``rounds_path``, the per-domain scores of every validation round are written there
+    (``{step: {domain: score}}``) as they come."""
     from nemo_rl.algorithms import grpo
     from nemo_rl.algorithms.utils import get_tokenizer
-    from nemo_rl.data.utils import setup_response_data
     from nemo_rl.distributed.virtual_cluster import init_ray
     from nemo_rl.models.generation import configure_generation_config
     from nemo_rl.utils.logger import get_next_experiment_dir
@@ -110,7 +114,7 @@ def run_grpo(config_path: str, overrides: Sequence[str], config: Mapping[str, An
         has_refit_draft_weights=bool((policy_cfg.get("draft") or {}).get("enabled", False)),
         trains_mtp=bool(megatron_cfg.get("mtp_num_layers")),
     )
-    dataset, val_dataset, task_to_env, val_task_to_env = setup_response_data(
+    dataset, val_dataset, task_to_env, val_task_to_env = compat.setup_response_data(
         tokenizer, master_config.data, master_config.env
     )
     (
@@ -118,53 +122,76 @@ def run_grpo(config_path: str, overrides: Sequence[str], config: Mapping[str, An
         checkpointer, grpo_state, master_config, teacher_worker_groups, alias_to_group_alias,
     ) = grpo.setup(master_config, tokenizer, dataset, val_dataset)
 
+    # a resumed stage keeps the rounds validated before the interruption
+    rounds: dict[str, dict[str, float]] = (
+        json.loads(rounds_path.read_text()) if rounds_path is not None and rounds_path.is_file() else {}
+    )
+
+    def on_round(step: int, scores: dict[str, float]) -> None:
+        rounds[str(step)] = scores
+        if rounds_path is not None:
+            write_json_atomic(rounds_path, rounds)
+
     mopd = mopd_settings(config)
     async_cfg = cfg_get(master_config.grpo, "async_grpo") or {}
     use_async = bool(cfg_get(async_cfg, "enabled", False))
     try:
-        if mopd is not None:
-            if use_async:
-                raise ValueError(
-                    f"{MOPD_KEY} is the synchronous MOPD path; for async GRPO use NeMo RL's own "
-                    "OPD (grpo.adv_estimator.name: opd + on_policy_distillation), see docs/nemo-rl.md"
-                )
-            from cascade_plugins.backends.nemo_rl.mopd_loss import NemoRLMOPDLoss
-            from cascade_plugins.backends.nemo_rl.mopd_runtime import (
-                RoutingRecorder,
-                StepRouting,
-                TeacherLogprobPolicy,
-            )
-
-            teacher_paths = {str(task): str(path) for task, path in mopd["teachers"].items()}
-            loss_options = dict((mopd.get("loss") or {}).get("options") or {})
-            loss_fn = NemoRLMOPDLoss(loss_options)
-            routing = StepRouting()
-            teachers = _teacher_policies(master_config, tokenizer, clusters[0], teacher_paths)
-            policy = TeacherLogprobPolicy(policy, teachers, teacher_paths, routing)
-            with compat.wrapped_advantage_estimator(lambda est: RoutingRecorder(est, routing)), checkpointer:
-                grpo.grpo_train(
-                    policy, policy_generation, dataloader, val_dataloader, tokenizer, loss_fn,
-                    task_to_env, val_task_to_env, logger, checkpointer, grpo_state, master_config,
-                )
-        elif use_async:
-            grpo.async_grpo_train(
-                policy=policy, policy_generation=policy_generation, dataloader=dataloader,
-                val_dataloader=val_dataloader, tokenizer=tokenizer, loss_fn=loss_fn, task_to_env=task_to_env,
-                val_task_to_env=val_task_to_env, logger=logger, checkpointer=checkpointer,
-                grpo_save_state=grpo_state, master_config=master_config,
-                max_trajectory_age_steps=cfg_get(async_cfg, "max_trajectory_age_steps", 1),
-                teacher_worker_groups=teacher_worker_groups, alias_to_group_alias=alias_to_group_alias,
-            )
-        else:
-            with checkpointer:
-                grpo.grpo_train(
-                    policy, policy_generation, dataloader, val_dataloader, tokenizer, loss_fn,
-                    task_to_env, val_task_to_env, logger, checkpointer, grpo_state, master_config,
-                )
+        with compat.validation_rounds(on_round):
+            _train(master_config, config, mopd, use_async, async_cfg, clusters, tokenizer, policy, policy_generation,
+                   dataloader, val_dataloader, loss_fn, task_to_env, val_task_to_env, logger, checkpointer,
+                   grpo_state, teacher_worker_groups, alias_to_group_alias)
     finally:
         grpo.shutdown_environments(task_to_env, val_task_to_env)
         if policy_generation is not None:
             policy_generation.shutdown()
+
+
+def _train(master_config: Any, config: Mapping[str, Any], mopd: Mapping[str, Any] | None, use_async: bool,
+           async_cfg: Any, clusters: Any, tokenizer: Any, policy: Any, policy_generation: Any, dataloader: Any,
+           val_dataloader: Any, loss_fn: Any, task_to_env: Any, val_task_to_env: Any, logger: Any,
+           checkpointer: Any, grpo_state: Any, teacher_worker_groups: Any, alias_to_group_alias: Any) -> None:
+    from nemo_rl.algorithms import grpo
+
+    cfg_get = compat.cfg_get
+    if mopd is not None:
+        if use_async:
+            raise ValueError(
+                f"{MOPD_KEY} is the synchronous MOPD path; for async GRPO use NeMo RL's own "
+                "OPD (grpo.adv_estimator.name: opd + on_policy_distillation), see docs/nemo-rl.md"
+            )
+        from cascade_plugins.backends.nemo_rl.mopd_loss import NemoRLMOPDLoss
+        from cascade_plugins.backends.nemo_rl.mopd_runtime import (
+            RoutingRecorder,
+            StepRouting,
+            TeacherLogprobPolicy,
+        )
+
+        teacher_paths = {str(task): str(path) for task, path in mopd["teachers"].items()}
+        loss_options = dict((mopd.get("loss") or {}).get("options") or {})
+        loss_fn = NemoRLMOPDLoss(loss_options)
+        routing = StepRouting()
+        teachers = _teacher_policies(master_config, tokenizer, clusters[0], teacher_paths)
+        policy = TeacherLogprobPolicy(policy, teachers, teacher_paths, routing)
+        with compat.wrapped_advantage_estimator(lambda est: RoutingRecorder(est, routing)), checkpointer:
+            grpo.grpo_train(
+                policy, policy_generation, dataloader, val_dataloader, tokenizer, loss_fn,
+                task_to_env, val_task_to_env, logger, checkpointer, grpo_state, master_config,
+            )
+    elif use_async:
+        grpo.async_grpo_train(
+            policy=policy, policy_generation=policy_generation, dataloader=dataloader,
+            val_dataloader=val_dataloader, tokenizer=tokenizer, loss_fn=loss_fn, task_to_env=task_to_env,
+            val_task_to_env=val_task_to_env, logger=logger, checkpointer=checkpointer,
+            grpo_save_state=grpo_state, master_config=master_config,
+            max_trajectory_age_steps=cfg_get(async_cfg, "max_trajectory_age_steps", 1),
+            teacher_worker_groups=teacher_worker_groups, alias_to_group_alias=alias_to_group_alias,
+        )
+    else:
+        with checkpointer:
+            grpo.grpo_train(
+                policy, policy_generation, dataloader, val_dataloader, tokenizer, loss_fn,
+                task_to_env, val_task_to_env, logger, checkpointer, grpo_state, master_config,
+            )
 
 
 def run_sft(config_path: str, overrides: Sequence[str]) -> None:
@@ -194,17 +221,19 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     register_all(cascade_env_names(config))
     algorithm = algorithm_of(config)
+    rounds_path = Path(args.result).with_name("validation_rounds.json") if args.result else None
     if not args.skip_training:
         if algorithm == "sft":
             run_sft(args.config, overrides)
         else:
-            run_grpo(args.config, overrides, config)
+            run_grpo(args.config, overrides, config, rounds_path)
     if args.result:
         from cascade_plugins.backends.nemo_rl.checkpoints import finish_stage
 
         checkpointing = config["checkpointing"]
         hf_dir = args.hf_dir or str(Path(checkpointing["checkpoint_dir"]).parent / "hf")
-        result = finish_stage(args.stage or Path(args.config).stem, checkpointing, args.select, hf_dir)
+        rounds = json.loads(rounds_path.read_text()) if rounds_path and rounds_path.is_file() else {}
+        result = finish_stage(args.stage or Path(args.config).stem, checkpointing, args.select, hf_dir, rounds=rounds)
         write_json_atomic(args.result, result.to_dict())
     return 0
 

@@ -54,10 +54,14 @@ _LETTER_ANSWER_RE = re.compile(
     r"(?:\s*[:.)]\s*.*|\s*)$",
     re.IGNORECASE | re.DOTALL,
 )
-_INLINE_MATH_RE = re.compile(r"\$\$(.+?)\$\$|(?<!\\)\$((?:[^$\n\\]|\\.)+?)\$|\\\((.+?)\\\)|\\\[(.+?)\\\]", re.DOTALL)
+_INLINE_MATH_RE = re.compile(
+    r"\$\$(.+?)\$\$|(?<!\\)\$((?:[^$\n\\]|\\.)+?)\$|\\\(([^\n]+?)\\\)|\\\[(.+?)\\\]",
+    re.DOTALL,
+)
 _NUMBER_RE = re.compile(
     r"(?<![A-Za-z0-9.,])[-+]?(?:\d+\s*/\s*\d+(?!\d|\.\d)|[1-9]\d{0,2}(?:,\d{3})+|[1-9]\d{0,2}(?: \d{3})+(?![\d])|\d+)"
-    r"(?:[.,]\d+)?(?:\s*(?:\\%|%))?|(?<![A-Za-z0-9.])\.\d+"
+    r"(?:[.,]\d+)?(?:\s*(?:\\%|%))?|(?<![A-Za-z0-9.])\.\d+",
+    re.ASCII,
 )
 #: A response that is nothing but a short formula (``\frac{10}{9}``) is its own answer.
 WHOLE_ANSWER_CHARS = 120
@@ -225,9 +229,18 @@ def extract_last_value(text: str, use_math: bool, use_number: bool) -> Extractio
                 candidates.append((match.end(), Extraction(answer, "last_math")))
     if use_number:
         match = _last_match(_NUMBER_RE, tail)
-        if match is not None:
+        if match is not None and not _inside_broken_math(tail, match.start()):
             candidates.append((match.end(), Extraction(match.group(0).strip(), "last_number")))
     return max(candidates, key=lambda c: c[0])[1] if candidates else None
+
+
+def _inside_broken_math(text: str, position: int) -> bool:
+    """A number between ``$``/``\\(`` delimiters that did not form a valid span (one that crosses
+    lines, for instance) is part of malformed math, not a final answer."""
+    dollars_before = len(re.findall(r"(?<!\\)\$", text[:position]))
+    if dollars_before % 2 == 1 and re.search(r"(?<!\\)\$", text[position:]):
+        return True
+    return text.rfind("\\(", 0, position) > text.rfind("\\)", 0, position) and "\\)" in text[position:]
 
 
 def extract_whole(text: str) -> Extraction | None:

@@ -74,7 +74,7 @@ def parse_plain_number(text: str) -> PlainNumber | None:
 
     ``text`` should already be normalized (no ``$``, ``\\left``, units or ``%``)."""
     s = text.strip()
-    if not s:
+    if not s or not s.isascii():  # int() would accept other scripts' digits
         return None
     if len(s) > MAX_EXACT_DIGITS + 64:
         # only a plain digit string may be this long; it is compared digit by digit

@@ -113,6 +113,8 @@ class MathReward:
                 last = prepared
         except RecursionError:
             return self._error("answer nested too deeply to analyse")
+        except Exception as exc:  # a verifier bug must cost one sample, not the batch
+            return self._error(f"internal error while checking this sample: {type(exc).__name__}: {exc}")
         if tasks:
             return tasks
         assert last is not None

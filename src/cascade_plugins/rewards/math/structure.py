@@ -336,7 +336,8 @@ def _parse(s: str, depth: int = 0) -> Node:
                     lhs, first = _split_at(pieces[0], head_marks)
                     items = tuple(_parse(p, depth + 1) for p in [first, *pieces[1:]])
                     return Relation(("=",), (_parse(lhs, depth + 1), Seq("list", items, s)), s)
-            return Seq("list", tuple(_parse(p, depth + 1) for p in pieces), s)
+            items = tuple(_parse(p, depth + 1) for p in pieces)
+            return _group_assignments(items, s) or Seq("list", items, s)
 
     # 3. relations
     relations = [m for m, k in zip(marks, kinds, strict=True) if k in ("=", "!=", "<", "<=", ">", ">=", "in", "~")]
@@ -399,6 +400,29 @@ def _parse(s: str, depth: int = 0) -> Node:
         return Matrix(cells, s)
 
     return _leaf(s)
+
+
+def _group_assignments(items: tuple[Node, ...], src: str) -> Seq | None:
+    """``p=5, q=2; p=7, q=2`` -> ``(5, 2), (7, 2)``: assignments to a repeating cycle of variables."""
+    names: list[str] = []
+    for item in items:
+        if not (isinstance(item, Relation) and item.ops == ("=",) and is_symbol(item.terms[0].src)):
+            return None
+        names.append(item.terms[0].src.strip())
+    cycle = len(dict.fromkeys(names))
+    if cycle < 2 or len(items) % cycle or len(items) == cycle:
+        return None
+    if any(names[i] != names[i % cycle] for i in range(len(names))):
+        return None
+    groups = tuple(
+        _tuple_of_values(items[i : i + cycle]) for i in range(0, len(items), cycle)
+    )
+    return Seq("list", groups, src)
+
+
+def _tuple_of_values(assignments: tuple[Node, ...]) -> Seq:
+    values = tuple(a.terms[1] for a in assignments)  # type: ignore[union-attr]
+    return Seq("tuple", values, "(" + ", ".join(v.src for v in values) + ")")
 
 
 def _relation_marks(piece: str) -> list[tuple[int, str]]:
