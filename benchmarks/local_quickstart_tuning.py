@@ -34,7 +34,7 @@ MODEL: dict[str, Any] = {
     "num_hidden_layers": 2,
     "num_attention_heads": 4,
     "intermediate_size": 256,
-    "max_position_embeddings": 64,
+    "max_position_embeddings": 96,
 }
 DATA = {
     "math": ("arithmetic", {"max_operand": 49, "show_work": True}, 2500),
@@ -52,8 +52,8 @@ STAGES: dict[str, dict[str, Any]] = {
         "batch_size": 64,
         "domain_weights": {"math": 0.5, "code": 0.5},
     },
-    "grpo_math": {"steps": 40, "lr": 3e-4, "prompts_per_step": 16, "samples_per_prompt": 8},
-    "grpo_code": {"steps": 30, "lr": 3e-4, "prompts_per_step": 8, "samples_per_prompt": 8},
+    "grpo_math": {"steps": 60, "lr": 1e-4, "prompts_per_step": 16, "samples_per_prompt": 8},
+    "grpo_code": {"steps": 40, "lr": 1e-4, "prompts_per_step": 16, "samples_per_prompt": 8},
     "mopd": {"steps": 30, "lr": 3e-4, "prompts_per_domain": 16, "warmup_steps": 5},
 }
 
@@ -114,6 +114,11 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], help="<stage>.<key>=<yaml value>")
     parser.add_argument("--mopd-init", choices=["previous", "sft"], default="previous")
     parser.add_argument("--every", type=int, default=50, help="print metrics every N steps")
+    parser.add_argument(
+        "--reuse-sft",
+        help="the output folder of an earlier run with the same data, seed and sft settings: its finished "
+        "sft stage is reused (stages are deterministic per seed), so only the RL stages run again",
+    )
     args = parser.parse_args()
 
     stages = {name: dict(COMMON, **hp) for name, hp in STAGES.items()}
@@ -126,6 +131,8 @@ def main() -> None:
     shutil.rmtree(root, ignore_errors=True)
     root.mkdir(parents=True)
     files = make_data(root, args.seed)
+    if args.reuse_sft:
+        shutil.copytree(Path(args.reuse_sft) / "sft", root / "sft")
     validation = {d: (files[d]["validation"], REWARDS[d]) for d in files}
     backend = LocalBackend()
     reporter = PrintReporter(args.every)

@@ -32,7 +32,7 @@ TESTS = ROOT / "tests" / "rewards" / "math"
 sys.path[:0] = [str(Path(__file__).resolve().parent), str(TESTS)]
 
 import mv_adapter  # noqa: E402
-from adversarial import adversarial_inputs  # noqa: E402
+from math_adversarial import adversarial_inputs  # noqa: E402
 from math_labelled_pairs import all_pairs  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
@@ -181,9 +181,18 @@ def stream_throughput(rows: list[tuple[str, str]]) -> dict[str, Any]:
 # -- (c) adversarial ---------------------------------------------------------------------------------------
 
 
+#: Known Math-Verify hazards (rewards.md A3): a parse that hangs for good (issue #65) and two
+#: compares that burn its full 5 s timeout.
+KNOWN_PROBES = [
+    ("probe", "3", r"\boxed{\dfrac{5^{(5^{(5^{(5^5)})} - 4)} - 5}{16}}"),
+    ("probe", "2", r"\boxed{9^{9^{9^9}}}"),
+    ("probe", "2", r"\boxed{10^{10^{10}}-10^{10^{10}}+2}"),
+]
+
+
 def adversarial(n: int, deadline: float) -> dict[str, Any]:
-    rows = adversarial_inputs(n, seed=1)
-    result: dict[str, Any] = {"set": "adversarial", "samples": n, "deadline_s": deadline}
+    rows = KNOWN_PROBES + adversarial_inputs(n, seed=1)
+    result: dict[str, Any] = {"set": "adversarial", "samples": len(rows), "deadline_s": deadline}
     reward = MathReward(timeout=deadline, workers=1)
     reward.score([Sample(response=r"\boxed{\sqrt{2}}", ground_truth="1")])
     latencies, verdicts = [], []

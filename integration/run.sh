@@ -59,6 +59,18 @@ else
     printf '%s' "$stamp" > "$venv/.nemo_rl_stamp"
 fi
 "$venv/bin/pip" install -q -e "$repo"
+# NeMo RL's config overrides go through hydra-core, whose parser is generated for ANTLR 4.9 and
+# which needs omegaconf < 2.4: a dependency of ours must not replace those in NeMo RL's venv.
+mapfile -t hydra_pins < <("$venv/bin/python" - <<'PY'
+from importlib import metadata
+for req in metadata.requires("hydra-core") or []:
+    if req.startswith(("antlr4-python3-runtime", "omegaconf")):
+        print(req.split(";")[0].replace(" ", ""))
+PY
+)
+if [[ ${#hydra_pins[@]} -gt 0 ]]; then
+    "$venv/bin/pip" install -q "${hydra_pins[@]}" 2>&1 | grep -v "^WARNING: Location" || true
+fi
 
 cd "$repo"
 export NEMO_RL_ROOT="$checkout"

@@ -28,6 +28,15 @@ def _manifest() -> RunManifest:
     ])
 
 
+def _with_teachers(manifest: RunManifest) -> RunManifest:
+    manifest.stages[-1].teachers = {
+        "math": {"stage": "math_rl", "step": 4, "score": 0.6, "checkpoint": {"path": "/ck/math_rl"},
+                 "rule": "best (max score)"},
+        "code": {"checkpoint": {"path": "/models/coder"}, "rule": "path"},
+    }
+    return manifest
+
+
 def test_forgetting_and_recovery_are_measured_against_the_parent_stage():
     data = build_report(_manifest(), tolerance=0.01)
     marks = {(d, s): c.mark for d, row in data.cells.items() for s, c in row.items()}
@@ -49,7 +58,7 @@ def test_min_direction_flips_what_counts_as_forgetting():
 
 
 def test_markdown_table_and_plot_are_written(tmp_path: Path):
-    save_manifest(tmp_path, _manifest())
+    save_manifest(tmp_path, _with_teachers(_manifest()))
     md, png, text = write_report(tmp_path)
     assert md.read_text() == text
     assert "| domain | sft | rlhf | math_rl | code_rl | mopd |" in text
@@ -57,6 +66,8 @@ def test_markdown_table_and_plot_are_written(tmp_path: Path):
     assert "| 2 | rlhf | grpo | sft (branch) | code | 4 | finished |" in text
     assert png is not None and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "![validation scores through the cascade](report.png)" in text
+    assert "- `mopd` learned `math` from `math_rl` step 4 (score 0.600), rule: best (max score)" in text
+    assert "- `mopd` learned `code` from `/models/coder`, rule: path" in text
 
 
 def test_unfinished_run_reports_what_exists():

@@ -772,7 +772,11 @@ def check_with_backend(plan: Plan, registry: PluginRegistry | None = None) -> An
         problems.raise_if_any()
     items: list[ConfigProblem] = []
     for stage in plan.stages:
-        for message in backend.check(plan.placeholder_spec(stage)):
+        try:
+            messages = list(backend.check(plan.placeholder_spec(stage)))
+        except Exception as exc:  # a crashing check is still a refusal, reported like the others
+            messages = [f"check failed: {type(exc).__name__}: {exc}"]
+        for message in messages:
             items.extend(_backend_problem(plan, stage, m) for m in _split_messages(message))
     if items:
         raise ConfigError(items)

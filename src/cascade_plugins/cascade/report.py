@@ -177,6 +177,14 @@ def render_markdown(data: ReportData, plot_name: str | None = None) -> str:
             "",
         ]
         lines += [f"- {event}" for event in data.events] or ["None beyond the tolerance."]
+    teachers = [(r.name, d, t) for r in data.stages for d, t in r.teachers.items()]
+    if teachers:
+        lines += ["", "## Teachers", ""]
+        for stage, domain, teacher in teachers:
+            source = teacher.get("stage") or teacher["checkpoint"]["path"]
+            step = f" step {teacher['step']}" if teacher.get("step") is not None else ""
+            score = f" ({data.metric} {teacher['score']:.3f})" if teacher.get("score") is not None else ""
+            lines.append(f"- `{stage}` learned `{domain}` from `{source}`{step}{score}, rule: {teacher.get('rule')}")
     if plot_name:
         lines += ["", f"![validation scores through the cascade]({plot_name})"]
     return "\n".join(lines) + "\n"

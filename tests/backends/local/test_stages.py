@@ -263,3 +263,28 @@ def test_overlong_completions_get_the_penalty_reward(
     assert all(m["truncated"] > 0.5 for m in kept.metrics)
     assert [m["reward"] for m in kept.metrics] == [1.0, 1.0]
     assert all(m["reward"] < 0 for m in penalized.metrics)
+
+
+def test_a_half_written_checkpoint_is_ignored_and_cleaned(backend: Any, make_spec: Callable[..., StageSpec]) -> None:
+    spec = make_spec("sft", hparams={"steps": 4})
+    with pytest.raises(KeyboardInterrupt):
+        backend.run_stage(spec, RecordingReporter(fail_at=3))
+    root = Path(spec.output_dir) / "checkpoints"
+    partial = root / ".step_000003.abc"  # what a kill during save_policy leaves
+    partial.mkdir()
+    (partial / "config.json").write_text("{")
+    reporter = RecordingReporter()
+    result = backend.run_stage(spec, reporter)
+    assert [s for s, _ in reporter.steps] == [3, 4]
+    assert not partial.exists()
+    assert result.checkpoint.step == 4
+
+
+def test_dynamic_filtering_trains_on_groups_from_several_draws(
+    backend: Any, make_spec: Callable[..., StageSpec], tmp_path: Path
+) -> None:
+    spec = _grpo_on(tmp_path, make_spec, "a", steps=3, prompts_per_step=8, samples_per_prompt=4, dynamic_filtering=True)
+    result = backend.run_stage(spec, RecordingReporter())
+    assert any(m["draws"] > 1 for m in result.metrics)
+    assert all(m["groups"] <= 8 for m in result.metrics)
+    assert sum(m["active_samples"] for m in result.metrics) > 0

@@ -70,3 +70,20 @@ def test_mbpp_assert_list_and_dict():
 def test_malformed_tests_name_the_problem(tests, message):
     with pytest.raises(TestFormatError, match=message):
         parse_tests(tests)
+
+
+def test_find_tests_in_the_row_where_data_sets_keep_them():
+    from cascade_plugins.rewards.code.formats import find_tests
+
+    unit = {"inputs": ["1"], "outputs": ["1"], "fn_name": None}
+    assert find_tests(unit, {}) == (unit, "tests")
+    assert find_tests(None, {"verifier_metadata": {"unit_tests": unit}}) == (unit, "verifier_metadata.unit_tests")
+    assert find_tests(None, {"input_output": "{}"}) == ("{}", "input_output")
+    mbpp = {"test_list": ["assert f()"], "test_setup_code": "", "task_id": 3}
+    assert find_tests(None, mbpp) == ({"test_list": ["assert f()"], "test_setup_code": ""}, "test_list")
+    humaneval = {"test": "def check(c): pass", "entry_point": "f", "prompt": "..."}
+    assert find_tests(None, humaneval) == ({"test": "def check(c): pass", "entry_point": "f"}, "test")
+    with pytest.raises(TestFormatError, match="sample has no tests"):
+        find_tests(None, {"prompt": "x"})
+    with pytest.raises(TestFormatError, match=r"verifier_metadata.unit_tests.inputs and"):
+        parse_tests({"inputs": "x", "outputs": []}, "verifier_metadata.unit_tests")

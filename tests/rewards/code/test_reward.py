@@ -234,3 +234,9 @@ def test_required_isolation_refuses_at_construction(monkeypatch):
     monkeypatch.setenv(isolation.DISABLE_ENV, "bwrap,unshare")
     with pytest.raises(SandboxUnavailable, match="isolation 'required'"):
         CodeReward(isolation="required")
+
+
+def test_nemo_gym_rows_keep_tests_in_verifier_metadata(reward):
+    row = {"response": fenced("print(sum(map(int, input().split())))"), "verifier_metadata": {"unit_tests": SUM_STDIO}}
+    result = reward.score([Sample.from_dict(row)])[0]
+    assert (result.reward, result.verdict) == (1.0, "correct")

@@ -305,8 +305,16 @@ class _StageRun:
         for step in removable[: -self.hp.keep_last]:
             shutil.rmtree(self.ckpt_root / f"step_{step:06d}", ignore_errors=True)
 
+    def _remove_partial_writes(self) -> None:
+        """Temporary checkpoint directories a killed process left behind (never complete ones)."""
+        if self.ckpt_root.is_dir():
+            for child in self.ckpt_root.iterdir():
+                if child.name.startswith(".step_") and child.is_dir():
+                    shutil.rmtree(child, ignore_errors=True)
+
     def _run(self) -> StageResult:
         spec, hp = self.spec, self.hp
+        self._remove_partial_writes()
         latest = self._latest_checkpoint()
         if latest is not None:
             start, path = latest

@@ -186,13 +186,13 @@ class GRPOTrainer:
         total_sequences = sum(len(rows) for _, _, rows, _ in kept)
         self.policy.model.zero_grad(set_to_none=True)
         loss_value, active = 0.0, 0
-        for rollouts, advantages, rows, _ in kept:
+        for rollouts, advantages, rows, row_domains in kept:
             nonzero = advantages != 0
             if not bool(nonzero.any()):
                 continue
             active_rows = rows[nonzero]
             adv = advantages[nonzero].to(self.policy.device)
-            logprobs = grouped_logprobs(self.policy.model, rollouts.batch, domains, active_rows.tolist())
+            logprobs = grouped_logprobs(self.policy.model, rollouts.batch, row_domains, active_rows.tolist())
             mask = rollouts.batch.completion_mask[active_rows].to(logprobs.device)
             if hp.loss_aggregation == "token":
                 loss = -(adv[:, None] * logprobs * mask).sum() / total_tokens

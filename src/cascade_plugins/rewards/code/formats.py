@@ -146,6 +146,29 @@ def _asserts(statements: Any, where: str, setup: Any = "", imports: Any = ()) ->
     return AssertTests(tuple(statements), prelude)
 
 
+def find_tests(tests: Any, metadata: Mapping[str, Any]) -> tuple[Any, str]:
+    """The tests of a sample and where they were found: ``sample.tests``, else the places data sets
+    keep them in a row (NeMo-Gym ``verifier_metadata.unit_tests``, ``unit_tests``, APPS
+    ``input_output``, MBPP ``test_list``, HumanEval ``test`` + ``entry_point``)."""
+    if tests is not None:
+        return tests, "tests"
+    verifier = metadata.get("verifier_metadata")
+    if isinstance(verifier, Mapping) and verifier.get("unit_tests") is not None:
+        return verifier["unit_tests"], "verifier_metadata.unit_tests"
+    for key in ("unit_tests", "input_output"):
+        if metadata.get(key) is not None:
+            return metadata[key], key
+    if metadata.get("test_list") is not None:
+        keys = ("test_list", "test_setup_code", "test_imports")
+        return {k: metadata[k] for k in keys if k in metadata}, "test_list"
+    if metadata.get("test") is not None and metadata.get("entry_point") is not None:
+        return {"test": metadata["test"], "entry_point": metadata["entry_point"]}, "test"
+    raise TestFormatError(
+        "sample has no tests: expected 'tests', or one of verifier_metadata.unit_tests, unit_tests, "
+        "input_output, test_list, test + entry_point"
+    )
+
+
 def parse_tests(tests: Any, where: str = "tests") -> TestSuite:
     """Parse ``sample.tests`` into a suite; raises :class:`TestFormatError` naming what is wrong."""
     if isinstance(tests, str):

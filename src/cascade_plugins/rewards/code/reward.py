@@ -19,6 +19,7 @@ from cascade_plugins.rewards.code.formats import (
     StdioTests,
     TestFormatError,
     TestSuite,
+    find_tests,
     parse_tests,
 )
 from cascade_plugins.rewards.code.harness import HARNESS_SOURCE, harness_input, parse_records
@@ -146,7 +147,8 @@ class CodeReward:
         if not isinstance(sample, Sample) or not isinstance(sample.response, str):
             return self._error("sample response must be a string")
         try:
-            suite = parse_tests(sample.tests)
+            raw_tests, where = find_tests(sample.tests, sample.metadata or {})
+            suite = parse_tests(raw_tests, where)
         except TestFormatError as exc:
             return self._error(str(exc))
         language = options.language

@@ -1,6 +1,9 @@
 """Answer extraction: find the final answer in a (possibly very long) model response.
 
-Rules, each a small function, tried in the order of ``MathOptions.extractors``:
+Rules, each a small function, enabled by ``MathOptions.extractors``. The explicit ones (``boxed``,
+``final_answer``, ``answer_line``) compete: the answer written last in the text wins. Only when none
+of them finds anything are the fallbacks tried (``choice``, then a response that is nothing but a
+short formula, then the later of ``last_math`` and ``last_number``).
 
 - ``boxed``: the last ``\\boxed{...}``/``\\fbox{...}`` with nested braces. Several boxes written
   side by side at the end (``\\boxed{-2} and \\boxed{1}``) form one list answer; identical repeats
@@ -10,7 +13,9 @@ Rules, each a small function, tried in the order of ``MathOptions.extractors``:
 - ``answer_line``: "Answer: X", "the answer is X", "#### X" (GSM8K).
 - ``choice``: a multiple-choice letter ("(C)", "answer is C", "\\textbf{C}").
 - ``last_math``: the last ``$...$``, ``$$...$$``, ``\\(...\\)`` or ``\\[...\\]`` span.
-- ``last_number``: the last number in the text.
+- ``last_number``: the last number in the text (not one inside malformed math delimiters).
+
+A ``\\boxed{`` that never closes means the answer was cut off: no answer, no fallback.
 
 Everything here is a linear scan (no backtracking regex over the whole text), so a 1 MB response is
 handled in milliseconds. Only the text after the last ``</think>`` is read when a think block closes;

@@ -41,7 +41,7 @@ class MathOptions(BaseModel):
     incorrect_reward: float = 0.0
     #: accept only answers written in ``\boxed{}``/``\fbox{}`` (the anti-hacking setting for RL)
     require_boxed: bool = False
-    #: extraction rules tried in order; the first that finds something wins
+    #: extraction rules to use (see ``extract.py``: the explicit answer written last wins)
     extractors: tuple[Extractor, ...] = EXTRACTORS
     #: read only the text after the last ``</think>``; an unclosed ``<think>`` means no answer
     strip_think: bool = True

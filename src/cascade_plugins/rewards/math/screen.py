@@ -19,7 +19,7 @@ MAX_SYMBOLIC_CHARS = 600
 #: Largest number of decimal digits a literal power/factorial may produce.
 MAX_RESULT_DIGITS = 5_000
 #: Deepest nesting of braces/parentheses accepted (the LaTeX grammar recurses per level).
-MAX_NESTING = 40
+MAX_NESTING = 24
 #: Most ``^`` a symbolic answer may contain.
 MAX_POWERS = 30
 

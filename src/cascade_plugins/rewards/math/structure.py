@@ -414,9 +414,7 @@ def _group_assignments(items: tuple[Node, ...], src: str) -> Seq | None:
         return None
     if any(names[i] != names[i % cycle] for i in range(len(names))):
         return None
-    groups = tuple(
-        _tuple_of_values(items[i : i + cycle]) for i in range(0, len(items), cycle)
-    )
+    groups = tuple(_tuple_of_values(items[i : i + cycle]) for i in range(0, len(items), cycle))
     return Seq("list", groups, src)
 
 
