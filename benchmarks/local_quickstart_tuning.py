@@ -52,9 +52,9 @@ STAGES: dict[str, dict[str, Any]] = {
         "batch_size": 64,
         "domain_weights": {"math": 0.5, "code": 0.5},
     },
-    "grpo_math": {"steps": 60, "lr": 1e-4, "prompts_per_step": 16, "samples_per_prompt": 8},
-    "grpo_code": {"steps": 40, "lr": 1e-4, "prompts_per_step": 16, "samples_per_prompt": 8},
-    "mopd": {"steps": 30, "lr": 3e-4, "prompts_per_domain": 16, "warmup_steps": 5},
+    "grpo_math": {"steps": 40, "lr": 1e-4, "prompts_per_step": 32, "samples_per_prompt": 8, "temperature": 0.6},
+    "grpo_code": {"steps": 40, "lr": 1e-4, "prompts_per_step": 16, "samples_per_prompt": 8, "temperature": 0.6},
+    "mopd": {"steps": 30, "lr": 3e-5, "prompts_per_domain": 32, "warmup_steps": 5},
 }
 
 

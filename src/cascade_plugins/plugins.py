@@ -48,6 +48,31 @@ _HOOK_FOR_KIND: dict[Kind, str] = {
 }
 
 
+class LazyFactory:
+    """A factory registered under ``name`` whose implementation is imported on first use.
+
+    Built-ins that need torch or transformers register this way, so ``cascade plugins``,
+    ``cascade score`` and reward-only processes (NeMo RL environment actors) never import them.
+    """
+
+    def __init__(self, name: str, target: str):
+        module, _, attr = target.partition(":")
+        if not module or not attr:
+            raise ValueError(f"lazy target must look like 'package.module:attribute', got {target!r}")
+        self.name = name
+        self.target = target
+
+    def load(self) -> Callable[..., Any]:
+        module, _, attr = self.target.partition(":")
+        return getattr(importlib.import_module(module), attr)
+
+    def __call__(self, **options: Any) -> Any:
+        return self.load()(**options)
+
+    def __repr__(self) -> str:
+        return f"LazyFactory({self.name!r}, {self.target!r})"
+
+
 class PluginError(Exception):
     """A plugin could not be loaded or used; the message says which and why."""
 

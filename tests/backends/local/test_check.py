@@ -22,7 +22,7 @@ def test_valid_stages_have_no_problems(backend: Any, make_spec: Callable[..., St
     [
         ({"lr": -1.0}, "hparams.lr"),
         ({"learning_rate": 1e-3}, "hparams.learning_rate: Extra inputs are not permitted"),
-        ({"warmup_steps": 100}, "warmup_steps (100) exceeds steps"),
+        ({"warmup_steps": -1}, "hparams.warmup_steps"),
         ({"samples_per_prompt": 1}, "hparams.samples_per_prompt"),
         ({"overlong": "truncate"}, "hparams.overlong"),
         ({"domain_weights": {"nope": 1.0}}, "domain_weights names domains without data: nope"),
@@ -84,5 +84,7 @@ def test_learning_rate_schedule() -> None:
     assert lr_at(10, hp) == pytest.approx(0.1)
     rates = [lr_at(s, hp) for s in range(2, 11)]
     assert rates == sorted(rates, reverse=True)
+    short = SFTHparams(steps=2, lr=1.0, warmup_steps=4, min_lr_ratio=0.0)
+    assert [lr_at(s, short) for s in (1, 2)] == pytest.approx([0.25, 0.5])
     linear = SFTHparams(steps=4, lr=1.0, lr_schedule="linear", min_lr_ratio=0.0)
     assert [lr_at(s, linear) for s in range(1, 5)] == pytest.approx([0.75, 0.5, 0.25, 0.0])

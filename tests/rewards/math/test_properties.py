@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from cascade_plugins.rewards.math import verify
 
-SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 integers = st.integers(min_value=-(10**12), max_value=10**12)
 fractions = st.builds(

@@ -27,16 +27,36 @@ get them from full logits without materializing another ``[B, T, V]`` tensor.
 :class:`TeacherRouter` maps each sample's domain to its teacher checkpoint.
 """
 
-from cascade_plugins.losses.mopd.core import MOPDLoss, MOPDOutput, mopd_loss
-from cascade_plugins.losses.mopd.metrics import MOPDMetrics, TopKMetrics
-from cascade_plugins.losses.mopd.options import MOPDOptions, TopKMOPDOptions
-from cascade_plugins.losses.mopd.router import MissingTeacherRouteError, TeacherRouter, TeacherRoutingConfig
-from cascade_plugins.losses.mopd.topk import (
-    TopKMOPDLoss,
-    TopKOutput,
-    gather_student_logprobs,
-    topk_reverse_kl_loss,
-)
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+# Names resolve lazily (PEP 562): importing the package (e.g. for plugin registration, or the
+# torch-free router) does not import torch.
+_EXPORTS = {
+    "MOPDLoss": "core",
+    "MOPDOutput": "core",
+    "mopd_loss": "core",
+    "MOPDMetrics": "metrics",
+    "TopKMetrics": "metrics",
+    "MOPDOptions": "options",
+    "TopKMOPDOptions": "options",
+    "MissingTeacherRouteError": "router",
+    "TeacherRouter": "router",
+    "TeacherRoutingConfig": "router",
+    "TopKMOPDLoss": "topk",
+    "TopKOutput": "topk",
+    "gather_student_logprobs": "topk",
+    "topk_reverse_kl_loss": "topk",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+
 
 __all__ = [
     "MOPDLoss",

@@ -409,7 +409,14 @@ class _TestRunner:
             for name, process in (("interactor", interactor), ("solution", solution)):
                 threading.Thread(target=lambda n=name, p=process: finished.put((n, p.wait())), daemon=True).start()
             first_name, first_result = finished.get()
-            if first_name == "interactor" and kattis_outcome(first_result, want_score=False).verdict != verdicts.AC:
+            # Stop a solution the interactor has given up on; but when the interactor only stopped
+            # because the solution's output closed, the solution is ending on its own, and killing
+            # it would replace its real verdict (MLE, RE) with "killed".
+            if (
+                first_name == "interactor"
+                and kattis_outcome(first_result, want_score=False).verdict != verdicts.AC
+                and not input_was_closed(first_result)
+            ):
                 solution.kill()
             second_name, second_result = finished.get()
         results = {first_name: first_result, second_name: second_result}
