@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -21,6 +20,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from cascade_plugins.atomic import atomic_writer
 from cascade_plugins.interfaces import Reward, RewardResult, Sample, Verdict
 from cascade_plugins.plugins import PluginError, get_registry
 
@@ -87,21 +87,12 @@ def _read_lines(handle: IO[str]) -> Iterator[tuple[int, str]]:
 
 
 @contextmanager
-def _atomic_output(path: Path | None) -> Iterator[IO[str]]:
+def _output(path: Path | None) -> Iterator[IO[str]]:
     if path is None:
         yield sys.stdout
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+    else:
+        with atomic_writer(path) as handle:
             yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 @click.command()
@@ -133,7 +124,7 @@ def score(reward_name: str, input_path: str, output_path: Path | None, workers: 
     started = time.perf_counter()
     source = sys.stdin if input_path == "-" else open(input_path, encoding="utf-8")  # noqa: SIM115
     try:
-        with source, _atomic_output(output_path) as sink, Progress(
+        with source, _output(output_path) as sink, Progress(
             TextColumn("[bold]scoring[/bold]"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
             console=err, transient=False, disable=not err.is_terminal and os.environ.get("CASCADE_PROGRESS") != "1",
         ) as progress, ThreadPoolExecutor(max_workers=workers) as pool:

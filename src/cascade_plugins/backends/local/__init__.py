@@ -1,25 +1,29 @@
 """The embedded host (backend ``local``): real sft, grpo and mopd stages on torch + transformers."""
 
-from cascade_plugins.backends.local.backend import LocalBackend, evaluate, lr_at
-from cascade_plugins.backends.local.config import (
-    HPARAMS_BY_KIND,
-    GRPOHparams,
-    ModelConfig,
-    MOPDHparams,
-    SFTHparams,
-    parse_hparams,
-    parse_model_config,
-)
+from __future__ import annotations
 
-__all__ = [
-    "HPARAMS_BY_KIND",
-    "GRPOHparams",
-    "LocalBackend",
-    "MOPDHparams",
-    "ModelConfig",
-    "SFTHparams",
-    "evaluate",
-    "lr_at",
-    "parse_hparams",
-    "parse_model_config",
-]
+import importlib
+from typing import Any
+
+# Names resolve lazily (PEP 562) so that importing this package does not import torch.
+_EXPORTS = {
+    "LocalBackend": "backend",
+    "evaluate": "backend",
+    "lr_at": "backend",
+    "HPARAMS_BY_KIND": "config",
+    "GRPOHparams": "config",
+    "ModelConfig": "config",
+    "MOPDHparams": "config",
+    "SFTHparams": "config",
+    "parse_hparams": "config",
+    "parse_model_config": "config",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+
+
+__all__ = sorted(_EXPORTS)

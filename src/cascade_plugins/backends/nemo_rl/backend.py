@@ -27,13 +27,13 @@ import re
 import shlex
 import subprocess
 import sys
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 
+from cascade_plugins.atomic import write_text_atomic
 from cascade_plugins.backends.nemo_rl.stage_config import (
     StageLayout,
     algorithm_for,
@@ -51,14 +51,6 @@ _OWNED_KEYS = (("checkpointing", "checkpoint_dir"), ("policy", "model_name"), ("
 
 class StageDeferred(RuntimeError):
     """``mode: emit``: the stage's command was written but not run."""
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, suffix=".tmp") as handle:
-        handle.write(text)
-        tmp = handle.name
-    os.replace(tmp, path)
 
 
 def _is_our_reward(name: str) -> bool:

@@ -6,20 +6,12 @@ from typing import Any
 
 from cascade_plugins import hookimpl
 from cascade_plugins.backends.nemo_rl.host_reward import HostEnvironmentReward
-
-
-def make_backend(**options: Any) -> Any:
-    from cascade_plugins.backends.nemo_rl.backend import NemoRLBackend
-
-    return NemoRLBackend(**options)
-
-
-make_backend.name = "nemo_rl"  # type: ignore[attr-defined]
+from cascade_plugins.plugins import LazyFactory
 
 
 @hookimpl
 def register_backends(register: Any) -> None:
-    register(make_backend)
+    register(LazyFactory("nemo_rl", "cascade_plugins.backends.nemo_rl.backend:NemoRLBackend"))
 
 
 @hookimpl

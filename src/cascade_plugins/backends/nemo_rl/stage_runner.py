@@ -15,26 +15,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import runpy
 import sys
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from cascade_plugins.atomic import write_json_atomic
 from cascade_plugins.backends.nemo_rl import compat
 from cascade_plugins.backends.nemo_rl.names import is_cascade_env_name
 from cascade_plugins.backends.nemo_rl.stage_config import MOPD_KEY
-
-
-def write_json_atomic(path: str | Path, data: Any) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, suffix=".tmp") as handle:
-        json.dump(data, handle, indent=2)
-        tmp = handle.name
-    os.replace(tmp, path)
 
 
 def cascade_env_names(config: Mapping[str, Any]) -> list[str]:
