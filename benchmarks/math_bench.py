@@ -56,6 +56,7 @@ def _our_options(config: dict[str, Any] | None) -> MathOptions:
     return MathOptions(
         tolerance=10.0 ** -config.get("precision", 6),
         allow_set_relation_comp=config.get("allow_set_relation_comp", False),
+        strict=config.get("strict", True),
     )
 
 

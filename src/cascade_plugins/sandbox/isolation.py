@@ -61,13 +61,27 @@ def bwrap_binary() -> str | None:
         return shutil.which("bwrap")
 
 
+def interpreter() -> str:
+    """The Python that runs workers: the real binary behind a venv's symlink.
+
+    A venv under ``/tmp`` (CI clones often live there) is hidden by the sandbox's own ``/tmp``;
+    the interpreter it links to is not, and workers need nothing from the venv (the zygote is a
+    standalone script).
+    """
+    return os.path.realpath(sys.executable)
+
+
 def _python_roots() -> list[str]:
     """Directories that hold the interpreter and its libraries (bound read-only)."""
     prefixes = (sys.prefix, sys.base_prefix, sys.exec_prefix)
     # A venv's path may be a symlink: bind both where it appears to be and where it really is.
     roots = {os.path.realpath(p) for p in prefixes} | {os.path.abspath(p) for p in prefixes}
-    roots.add(os.path.dirname(os.path.dirname(os.path.realpath(sys.executable))))
-    return sorted(r for r in roots if r not in ("/", "/usr") and os.path.isdir(r))
+    roots.add(os.path.dirname(os.path.dirname(interpreter())))
+    # Anything under the sandbox's private /tmp would be shadowed by it (and break its cleanup).
+    hidden = (_SANDBOX_TMP, _SANDBOX_TMP + "/")
+    return sorted(
+        r for r in roots if r not in ("/", "/usr") and os.path.isdir(r) and not r.startswith(hidden) and r != "/tmp"
+    )
 
 
 @dataclass
@@ -116,7 +130,7 @@ def bwrap_command(bwrap: str, socket_fd: int) -> WorkerCommand:
     args += ["--remount-ro", "/"]  # the root is a tmpfs holding the mount points: freeze it too
     for key, value in worker_env().items():
         args += ["--setenv", key, value]
-    args += [sys.executable, *_PYTHON_FLAGS, _ZYGOTE_IN_SANDBOX, str(socket_fd)]
+    args += [interpreter(), *_PYTHON_FLAGS, _ZYGOTE_IN_SANDBOX, str(socket_fd)]
     args += [f"{_SANDBOX_TMP}/jobs", _SANDBOX_TMP, _SANDBOX_SHM]
     return WorkerCommand(args, {})
 
@@ -155,7 +169,7 @@ def unshare_command(unshare: str, socket_fd: int) -> WorkerCommand:
         _UNSHARE_SETUP,
         "sh",
         host_dir,
-        sys.executable,
+        interpreter(),
         *_PYTHON_FLAGS,
         str(ZYGOTE_SOURCE),
         str(socket_fd),
@@ -179,7 +193,7 @@ def rlimits_command(socket_fd: int) -> WorkerCommand:
     if os.geteuid() == 0:
         os.chmod(host_dir, 0o711)  # the unprivileged job must reach its work directory
         env[RUN_AS_ENV] = str(_JOB_UID_BASE + next(_job_uid_counter) % _JOB_UIDS)
-    argv = [sys.executable, *_PYTHON_FLAGS, str(ZYGOTE_SOURCE), str(socket_fd), host_dir, host_dir]
+    argv = [interpreter(), *_PYTHON_FLAGS, str(ZYGOTE_SOURCE), str(socket_fd), host_dir, host_dir]
     return WorkerCommand(argv, env, host_dir)
 
 
@@ -225,7 +239,7 @@ def _probe_bwrap() -> str | None:
     for disable_userns in (True, False):
         _bwrap_disable_userns = disable_userns
         command = bwrap_command(bwrap, 0)
-        problem = _try([*command.argv[: command.argv.index(sys.executable) + 1], "-c", "pass"], {})
+        problem = _try([*command.argv[: command.argv.index(interpreter()) + 1], "-c", "pass"], {})
         if problem is None:
             if not disable_userns:
                 logger.warning("bubblewrap cannot disable nested user namespaces on this kernel; running without")
@@ -241,7 +255,7 @@ def _probe_unshare() -> str | None:
     if unshare is None:
         return "no unshare binary"
     command = unshare_command(unshare, 0)
-    argv = [*command.argv[: command.argv.index(sys.executable) + 1], "-c", "pass"]
+    argv = [*command.argv[: command.argv.index(interpreter()) + 1], "-c", "pass"]
     try:
         return _try(argv, worker_env())
     finally:

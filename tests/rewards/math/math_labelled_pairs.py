@@ -237,6 +237,12 @@ PAIRS: dict[str, list[tuple[str, str, str]]] = {
         ("[-2, 7]", r"\boxed{-2 \le x \le 7}", BAD),
         ("(\\frac{3}{5}, \\frac{8}{3}]", r"\boxed{(0.6, \frac{8}{3}]}", OK),
         ("x > 5", r"\boxed{x > 5}", OK),
+        ("1 \\leq |z| \\leq \\frac{3}{2}", r"\boxed{z \in [-\frac{3}{2}, -1] \cup [1, \frac{3}{2}]}", OK),
+        ("1 \\leq |z| \\leq \\frac{3}{2}", r"\boxed{z \in [-\frac{3}{2}, -1) \cup [1, \frac{3}{2}]}", BAD),
+        ("1 \\leq |z| \\leq \\frac{3}{2}", r"\boxed{z \in [-\frac{3}{2}, \frac{3}{2}]}", BAD),
+        ("1 \\leq |z| \\leq 2", r"\boxed{w \in [-2, -1] \cup [1, 2]}", BAD),
+        ("x^2 \\geq 4", r"\boxed{(-\infty, -2] \cup [2, \infty)}", OK),
+        ("x^2 \\geq 4", r"\boxed{(-\infty, -2) \cup (2, \infty)}", BAD),
     ],
     "matrices": [
         ("\\begin{pmatrix} 1 & 2 \\\\ 3 & 4 \\end{pmatrix}", r"\boxed{\begin{pmatrix}1&2\\3&4\end{pmatrix}}", OK),
@@ -274,6 +280,13 @@ PAIRS: dict[str, list[tuple[str, str, str]]] = {
         ("\\frac{1}{3}", r"$x = \frac{1}{3} \approx 0.33$", OK),
         ("|AB| = 1", r"\boxed{1}", OK),
         ("f(x) = 2x+1", r"\boxed{2x+1}", OK),
+    ],
+    "labelled_boxes": [
+        ("y_1 = 2x + 1, y_2 = x - 3", r"So \(y_1 = \boxed{2x+1}\) and \(y_2 = \boxed{x-3}\).", OK),
+        ("y_1 = 2x + 1, y_2 = x - 3", r"So \(y_1 = \boxed{x-3}\) and \(y_2 = \boxed{2x+1}\).", BAD),
+        ("y_1 = 2x + 1, y_2 = x - 3", r"So \(y_1 = \boxed{2x+1}\) and \(y_2 = \boxed{x+3}\).", BAD),
+        ("5", r"First $a_1 = \boxed{3}$. Then $a_2 = \boxed{5}$.", OK),
+        ("f(x)", r"\boxed{f(y)}", BAD),
     ],
     "equations": [
         ("y = 2x + 3", r"\boxed{y = 3 + 2x}", OK),

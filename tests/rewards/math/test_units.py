@@ -40,6 +40,10 @@ def test_strip_think() -> None:
         (r"\boxed{\boxed{7}}", r"\boxed{7}", False),
         (r"\boxed{\{1,2\}}", r"\{1,2\}", False),
         (r"\fbox{5}", "5", False),
+        (r"\(y_1 = \boxed{2x}\) and \(y_2 = \boxed{x}\)", "y_{1} = 2x, y_{2} = x", True),
+        (r"$x_{1} = \boxed{3}$, $x_{2} = \boxed{-1}$", "x_{1} = 3, x_{2} = -1", True),
+        (r"$a_1 = \boxed{3}$. Then $a_2 = \boxed{5}$", "5", False),
+        (r"$x_1 = \boxed{3}$ and $y_2 = \boxed{5}$", "5", False),
     ],
 )
 def test_extract_boxed(text: str, answer: str, multiple: bool) -> None:
@@ -66,6 +70,17 @@ def test_the_explicit_answer_written_last_wins() -> None:
 def test_unknown_extractor_is_an_error() -> None:
     with pytest.raises(ValueError, match="unknown extraction rule"):
         extract_answer("x", ("bogus",))
+
+
+def test_strict_false_matches_expressions_up_to_renamed_variables() -> None:
+    from cascade_plugins.rewards.math import verify
+
+    loose = MathOptions(strict=False)
+    assert verify("$f(y)$", "$f(x)$", loose).verdict == "correct"
+    assert verify("$b^2 + a$", "$x^2 + y$", loose).verdict == "correct"
+    assert verify("$a^3 + b$", "$x^2 + y$", loose).verdict == "incorrect"
+    assert verify("$1 + \\frac{1}{e}$", "$1 - \\frac{1}{e}$", loose).verdict == "incorrect"
+    assert verify("$f(y)$", "$f(x)$").verdict == "incorrect"  # strict by default
 
 
 def test_gold_from_a_worked_solution() -> None:

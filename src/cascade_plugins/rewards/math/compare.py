@@ -72,6 +72,15 @@ class Comparator:
     # -- entry point -----------------------------------------------------------------------------
 
     def equal(self, gold: Node, pred: Node) -> bool:
+        if self._dispatch(gold, pred):
+            return True
+        inequality = _gold_inequality(gold)
+        if inequality is None:
+            return False
+        set_form = _set_form(pred)
+        return set_form is not None and self._inequality_vs_set(inequality, *set_form)
+
+    def _dispatch(self, gold: Node, pred: Node) -> bool:
         if isinstance(gold, Alt):
             return any(self.equal(option, pred) for option in gold.options)
         if isinstance(pred, Alt):
@@ -181,6 +190,24 @@ class Comparator:
             return symbolic.inequalities_equal(*values)
         except Exception:
             return False
+
+    def _inequality_vs_set(self, gold: Relation, pred_var: Node | None, parts: list[Interval]) -> bool:
+        """``1 \\le |z| \\le 2`` against ``z \\in [-2, -1] \\cup [1, 2]``: the gold's solution set over
+        the reals (one variable) equals the predicted union of intervals, decided exactly by sympy."""
+        if not self.symbolic:
+            raise NeedsSymbolic
+        from cascade_plugins.rewards.math import symbolic
+
+        try:
+            terms = [self._to_sympy(t) for t in gold.terms]
+            variable = self._to_sympy(pred_var) if pred_var is not None else None
+            intervals = [(self._to_sympy(p.low), self._to_sympy(p.high), p.left_closed, p.right_closed) for p in parts]
+            equal = symbolic.solution_set_equals(list(gold.ops), terms, intervals, variable)
+        except Exception:
+            return False
+        if equal:
+            self.method = "inequality_set"
+        return equal
 
     # -- sets and intervals ------------------------------------------------------------------------
 
@@ -305,8 +332,17 @@ class Comparator:
             self.method = "unparsed"
             return False
         self.method = "symbolic"
+        decimals = (_is_decimal(gold), _is_decimal(pred))
         try:
-            return symbolic.expressions_equal(a, b, self.options.tolerance, _is_decimal(gold), _is_decimal(pred))
+            if symbolic.expressions_equal(a, b, self.options.tolerance, *decimals):
+                return True
+            if self.options.strict:
+                return False
+            self.method = "renamed_variables"
+            return any(
+                symbolic.expressions_equal(a, renamed, self.options.tolerance, *decimals)
+                for renamed in symbolic.rename_variables(a, b)
+            )
         except Exception:
             return False
 
@@ -321,6 +357,46 @@ class Comparator:
             value = node.number.value
             return sympy.Rational(value.numerator, value.denominator)
         return symbolic.to_sympy(node.src)
+
+
+def _gold_inequality(node: Node) -> Relation | None:
+    """The inequality (chain) a gold answer states, if it is one (``x^2 \\ge 4``, ``1 \\le |z| \\le 2``);
+    ``None`` for an interval over a plain variable, which the interval rule already decides."""
+    if isinstance(node, Interval) and node.relation is not None:
+        if node.var is not None and is_symbol(node.var):
+            return None
+        node = node.relation
+    if isinstance(node, Relation) and all(op in _ORIENT for op in node.ops):
+        return node
+    return None
+
+
+def _plain_interval(node: Node) -> Interval | None:
+    if isinstance(node, Seq) and node.kind == "tuple" and len(node.items) == 2:
+        return Interval(False, node.items[0], node.items[1], False, node.src)
+    if isinstance(node, Interval) and node.var is None:
+        return node
+    return None
+
+
+def _set_form(node: Node) -> tuple[Node | None, list[Interval]] | None:
+    """``(variable, intervals)`` of ``z \\in [a, b] \\cup (c, d)``, ``[a, b] \\cup (c, d)`` or one interval."""
+    if isinstance(node, Relation) and node.ops == ("in",):
+        inner = _set_form(node.terms[1])
+        return None if inner is None or inner[0] is not None else (node.terms[0], inner[1])
+    if not isinstance(node, Union):
+        interval = _plain_interval(node)
+        return None if interval is None else (None, [interval])
+    variable: Node | None = None
+    intervals: list[Interval] = []
+    for index, part in enumerate(node.parts):
+        if index == 0 and isinstance(part, Relation) and part.ops == ("in",):
+            variable, part = part.terms[0], part.terms[1]
+        interval = _plain_interval(part)
+        if interval is None:
+            return None
+        intervals.append(interval)
+    return variable, intervals
 
 
 def _is_decimal(node: Node) -> bool:

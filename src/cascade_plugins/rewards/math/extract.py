@@ -44,6 +44,12 @@ _BOX_START_RE = re.compile(r"\\(?:boxed|fbox|framebox)(?![a-zA-Z])")
 _BOX_GAP_RE = re.compile(
     r"^(?:[\s$,;.&:()A-Za-z]|\\[,;:!]|\\q?quad|\\text\s*\{[A-Za-z\s,.()]*\}|\\\\|\\\)|\\\(|\\\]|\\\[)*$"
 )
+#: An indexed name assigned a box (``y_1 = \boxed{...}``, ``x_{2} = \boxed{...}``), read backwards from the box.
+_BOX_LABEL_RE = re.compile(r"(?<![\\A-Za-z])([A-Za-z])_(?:\{(\w+)\}|(\w))\s*=\s*$")
+#: Between labelled boxes only separators and "and" ("y_1 = \boxed{3}. Then y_2 = \boxed{5}" is two results).
+_LABELLED_GAP_RE = re.compile(
+    r"^(?:[\s$,;&]|\\[,;:!]|\\q?quad|\\text\s*\{\s*and\s*\}|\band\b|\\\\|\\\)|\\\(|\\\]|\\\[)*$"
+)
 _GAP_WORD_RE = re.compile(r"(?<![\\a-zA-Z])[A-Za-z]+")
 _FINAL_ANSWER_RE = re.compile(r"final\s+answer\s*(?:is|:|=)?\s*:?", re.IGNORECASE)
 _ANSWER_LINE_RE = re.compile(r"(?:\banswer\s*(?:is|:)|\banswer\*\*\s*:?|\banswer\s*:\s*\*\*|####)\s*", re.IGNORECASE)
@@ -149,10 +155,47 @@ def _boxes(text: str) -> list[tuple[int, int, str]]:
     return boxes
 
 
+def _box_label(text: str, box_start: int) -> tuple[int, str, str] | None:
+    """``(label start, base letter, index)`` of ``y_1 =`` written right before a box."""
+    match = _BOX_LABEL_RE.search(text, max(0, box_start - 24), box_start)
+    if match is None:
+        return None
+    return match.start(), match.group(1), match.group(2) or match.group(3)
+
+
+def _labelled_boxes(text: str, boxes: list[tuple[int, int, str]]) -> Extraction | None:
+    """``y_1 = \\boxed{A} and y_2 = \\boxed{B}`` at the end: one answer ``y_1 = A, y_2 = B`` (an indexed
+    family with one base letter and distinct indices names the parts of one answer)."""
+    label = _box_label(text, boxes[-1][0])
+    if label is None:
+        return None
+    parts = [(label, boxes[-1])]
+    for box in reversed(boxes[:-1]):
+        earlier = _box_label(text, box[0])
+        gap = text[box[1] : parts[0][0][0]]
+        if (
+            earlier is None
+            or earlier[1] != label[1]
+            or any(earlier[2] == seen[2] for seen, _ in parts)
+            or len(gap) > MAX_BOX_GAP
+            or not _LABELLED_GAP_RE.match(gap)
+        ):
+            break
+        parts.insert(0, (earlier, box))
+    if len(parts) < 2 or not all(content for _, (_, _, content) in parts):
+        return None
+    answer = ", ".join(f"{base}_{{{index}}} = {content}" for (_, base, index), (_, _, content) in parts)
+    return Extraction(answer, "boxed", multiple=True, position=parts[-1][1][1])
+
+
 def extract_boxed(text: str) -> Extraction | None:
     boxes = _boxes(text)
     if not boxes:
         return None
+    if len(boxes) > 1:
+        labelled = _labelled_boxes(text, boxes)
+        if labelled is not None:
+            return labelled
     cluster = [boxes[-1]]
     for box in reversed(boxes[:-1]):
         gap = text[box[1] : cluster[0][0]]

@@ -55,6 +55,8 @@ class MathOptions(BaseModel):
     percent_lenient: bool = True
     #: a gold set/interval also accepts an equivalent inequality (``x \in [1,2]`` vs ``1 \le x \le 2``)
     allow_set_relation_comp: bool = False
+    #: ``False``: expressions equal up to a renaming of their variables also match (``f(x)`` vs ``f(y)``)
+    strict: bool = True
     #: wall-clock budget for one sample's symbolic check, in seconds
     timeout: float = Field(default=5.0, gt=0.0, le=600.0)
     #: worker processes for symbolic checks (``None``: ``min(4, cpu_count)``)
@@ -102,6 +104,7 @@ SAMPLE_OPTION_KEYS = frozenset(
         "ordered_tuples",
         "percent_lenient",
         "allow_set_relation_comp",
+        "strict",
     }
 )
 

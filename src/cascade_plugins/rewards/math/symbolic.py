@@ -8,6 +8,7 @@ variables a numeric identity test at several fixed points (falling back to ``sim
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
 import re
@@ -20,7 +21,16 @@ import sympy
 from cascade_plugins.rewards.math.numbers import close_enough
 from cascade_plugins.rewards.math.screen import screen_expression
 
-__all__ = ["Refused", "equations_equal", "expressions_equal", "inequalities_equal", "to_sympy", "warm_up"]
+__all__ = [
+    "Refused",
+    "equations_equal",
+    "expressions_equal",
+    "inequalities_equal",
+    "rename_variables",
+    "solution_set_equals",
+    "to_sympy",
+    "warm_up",
+]
 
 #: Digits used for numeric evaluation.
 PRECISION = 40
@@ -227,3 +237,48 @@ def inequalities_equal(l1: Any, r1: Any, l2: Any, r2: Any) -> bool:
         return True
     ratio = _constant_ratio(e1, e2)
     return ratio is not None and bool(ratio.is_positive)
+
+
+_RELATIONS = {"<": sympy.StrictLessThan, "<=": sympy.LessThan, ">": sympy.StrictGreaterThan, ">=": sympy.GreaterThan}
+#: Bounds on the renamings tried for ``strict=False`` (permutations of the differing variables).
+MAX_RENAMED_VARIABLES = 3
+
+
+def solution_set_equals(
+    ops: list[str], terms: list[Any], intervals: list[tuple[Any, Any, bool, bool]], variable: Any | None
+) -> bool:
+    """The real solutions of the chain ``terms[0] ops[0] terms[1] ...`` (one variable, which must be
+    ``variable`` when given) are exactly the union of ``intervals`` (``(low, high, low_closed,
+    high_closed)``, real bounds)."""
+    free = set().union(*(t.free_symbols for t in terms))
+    if len(free) != 1 or (variable is not None and free != {variable}):
+        return False
+    (symbol,) = free
+    real = sympy.Dummy(str(symbol), real=True)
+    solutions: Any = sympy.S.Reals
+    for op, left, right in zip(ops, terms, terms[1:], strict=False):
+        relation = _RELATIONS[op](left.subs(symbol, real), right.subs(symbol, real))
+        solutions = solutions.intersect(sympy.solveset(relation, real, sympy.S.Reals))
+    if not isinstance(solutions, sympy.Interval | sympy.Union | sympy.FiniteSet) and solutions != sympy.S.EmptySet:
+        return False  # sympy could not solve it (a ConditionSet): no verdict from an unsolved form
+    parts = [
+        sympy.Interval(low, high, not closed_low, not closed_high) for low, high, closed_low, closed_high in intervals
+    ]
+    if any(part == sympy.S.EmptySet for part in parts):
+        return False  # "[2, 1]" is a malformed interval, not a way of writing nothing
+    expected = sympy.Union(*parts)
+    if expected.free_symbols or solutions.free_symbols:
+        return False
+    return bool(solutions.symmetric_difference(expected) == sympy.S.EmptySet)
+
+
+def rename_variables(a: Any, b: Any) -> list[Any]:
+    """``b`` with its own variables renamed to ``a``'s own, in every bijective way (``f(y)`` -> ``f(x)``);
+    empty when the counts differ or there are too many to try."""
+    if not (isinstance(a, sympy.Basic) and isinstance(b, sympy.Basic)):
+        return []
+    only_a = sorted(a.free_symbols - b.free_symbols, key=str)
+    only_b = sorted(b.free_symbols - a.free_symbols, key=str)
+    if not only_b or len(only_a) != len(only_b) or len(only_b) > MAX_RENAMED_VARIABLES:
+        return []
+    return [b.xreplace(dict(zip(only_b, target, strict=True))) for target in itertools.permutations(only_a)]
