@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from cascade_plugins.cascade import manifest as manifest_module
+from cascade_plugins import atomic as atomic_module
+from cascade_plugins.atomic import write_text_atomic
 from cascade_plugins.cascade.manifest import (
     ManifestError,
     RunManifest,
     StageRecord,
-    atomic_write_text,
     load_manifest,
     save_manifest,
 )
@@ -32,7 +32,7 @@ def test_failed_write_leaves_the_old_manifest_and_no_temp_file(tmp_path, monkeyp
     def broken_replace(src, dst):
         raise OSError("disk full")
 
-    monkeypatch.setattr(manifest_module.os, "replace", broken_replace)
+    monkeypatch.setattr(atomic_module.os, "replace", broken_replace)
     with pytest.raises(OSError, match="disk full"):
         save_manifest(tmp_path, _manifest("finished"))
     monkeypatch.undo()
@@ -42,8 +42,8 @@ def test_failed_write_leaves_the_old_manifest_and_no_temp_file(tmp_path, monkeyp
 
 def test_atomic_write_replaces_content(tmp_path):
     target = tmp_path / "f.txt"
-    atomic_write_text(target, "one")
-    atomic_write_text(target, "two")
+    write_text_atomic(target, "one")
+    write_text_atomic(target, "two")
     assert target.read_text() == "two" and sorted(os.listdir(tmp_path)) == ["f.txt"]
 
 

@@ -4,22 +4,20 @@ instant leaves either the previous or the next complete manifest on disk, never 
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from cascade_plugins.atomic import write_text_atomic
+
 __all__ = [
     "MANIFEST_NAME",
     "ManifestError",
     "RunManifest",
     "StageRecord",
-    "atomic_write_text",
     "load_manifest",
     "save_manifest",
 ]
@@ -33,33 +31,6 @@ RunStatus = Literal["pending", "running", "finished", "failed"]
 
 class ManifestError(Exception):
     """A run directory whose manifest is missing or invalid."""
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` so that readers see the old or the new content, never a mix."""
-    path = Path(path)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp_name)
-        raise
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(folder: Path) -> None:
-    # makes the rename itself durable; not every file system allows opening a folder
-    with contextlib.suppress(OSError):
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 class _Model(BaseModel):
@@ -121,7 +92,7 @@ class RunManifest(_Model):
 
 def save_manifest(run_dir: Path, manifest: RunManifest) -> None:
     manifest.updated_at = time.time()
-    atomic_write_text(Path(run_dir) / MANIFEST_NAME, manifest.model_dump_json(indent=2) + "\n")
+    write_text_atomic(Path(run_dir) / MANIFEST_NAME, manifest.model_dump_json(indent=2) + "\n")
 
 
 def load_manifest(run_dir: str | Path) -> RunManifest:

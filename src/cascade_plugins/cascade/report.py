@@ -21,7 +21,8 @@ from typing import Literal
 import yaml
 from pydantic import ValidationError
 
-from cascade_plugins.cascade.manifest import RunManifest, StageRecord, atomic_write_text, load_manifest
+from cascade_plugins.atomic import write_text_atomic
+from cascade_plugins.cascade.manifest import RunManifest, StageRecord, load_manifest
 from cascade_plugins.config.schema import RegistryConfig
 
 __all__ = ["Cell", "ReportData", "build_report", "render_markdown", "render_plot", "write_report"]
@@ -247,7 +248,7 @@ def write_report(
     png = render_plot(data, out / "report.png") if data.domains else None
     text = render_markdown(data, png.name if png else None)
     md = out / "report.md"
-    atomic_write_text(md, text)
+    write_text_atomic(md, text)
     return md, png, text
 
 

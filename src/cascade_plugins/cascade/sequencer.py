@@ -30,11 +30,11 @@ from typing import Any
 
 import yaml
 
+from cascade_plugins.atomic import write_text_atomic
 from cascade_plugins.cascade.manifest import (
     MANIFEST_NAME,
     RunManifest,
     StageRecord,
-    atomic_write_text,
     load_manifest,
     save_manifest,
 )
@@ -149,7 +149,7 @@ def write_generated_dataset(source: DatasetSource, registry: PluginRegistry) -> 
     rows = list(registry.make_dataset(source.generator, **source.kwargs))
     path = Path(source.path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(path, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
+    write_text_atomic(path, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
     return {
         "path": str(path), "generator": source.generator, "kwargs": dict(source.kwargs),
         "rows": len(rows), "sha256": _sha256(path),
@@ -270,7 +270,7 @@ class Sequencer:
 
     def _write_snapshot(self) -> None:
         text = yaml.safe_dump(self.config_data, sort_keys=False)
-        atomic_write_text(self.run_dir / CONFIG_SNAPSHOT, text)
+        write_text_atomic(self.run_dir / CONFIG_SNAPSHOT, text)
 
     def _check_finished(self, record: StageRecord) -> None:
         result = record.result or {}
@@ -428,6 +428,6 @@ class Sequencer:
         with contextlib.suppress(OSError):
             trace = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
             output_dir.mkdir(parents=True, exist_ok=True)
-            atomic_write_text(output_dir / "error.txt", trace)
+            write_text_atomic(output_dir / "error.txt", trace)
         if self.display is not None:
             self.display.message(f"stage {record.name} failed: {record.error}")

@@ -14,10 +14,8 @@ from __future__ import annotations
 import io
 import json
 import math
-import os
 import re
 import shutil
-import tempfile
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -25,6 +23,7 @@ from typing import Any
 
 import torch
 
+from cascade_plugins.atomic import write_json_atomic
 from cascade_plugins.backends.local.config import (
     GRPOHparams,
     ModelConfig,
@@ -83,20 +82,6 @@ def lr_at(step: int, hp: StageHparams) -> float:
     if hp.lr_schedule == "cosine":
         return floor + (hp.lr - floor) * 0.5 * (1 + math.cos(math.pi * progress))
     return hp.lr - (hp.lr - floor) * progress
-
-
-def _write_json_atomic(path: Path, data: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(data, handle, indent=1)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _reward_key(spec: RewardSpec) -> str:
@@ -369,7 +354,7 @@ class _StageRun:
             validation=validation,
             evaluations=state["evaluations"],
         )
-        _write_json_atomic(self.out / _RESULT, result.to_dict())
+        write_json_atomic(self.out / _RESULT, result.to_dict())
         return result
 
     def _trainer(self, policy: Policy) -> SFTTrainer | GRPOTrainer | MOPDTrainer:
