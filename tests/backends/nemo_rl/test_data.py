@@ -12,8 +12,8 @@ from cascade_plugins.backends.nemo_rl.data import (
     cascade_data_processor,
     extra_env_info,
     prompt_messages,
-    read_jsonl,
 )
+from cascade_plugins.jsonl import read_jsonl
 
 
 def test_extra_env_info_carries_targets_domain_prompt_and_metadata() -> None:

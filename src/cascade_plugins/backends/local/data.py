@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import random
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+from cascade_plugins.jsonl import JsonlError, read_jsonl
 
 __all__ = ["DomainData", "draw_domains", "load_rows"]
 
@@ -19,21 +20,15 @@ def load_rows(path: str | Path, *, need_answer: bool = False, where: str = "") -
     if not path.is_file():
         raise FileNotFoundError(f"{label}data file {path} does not exist")
     rows: list[dict[str, Any]] = []
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"{label}{path}:{number}: not valid JSON ({exc.msg})") from None
-            if not isinstance(row, dict):
-                raise ValueError(f"{label}{path}:{number}: a row must be a JSON object")
+    try:
+        for number, row in read_jsonl(path):
             if not isinstance(row.get("prompt"), str):
                 raise ValueError(f"{label}{path}:{number}: row has no string 'prompt'")
             if need_answer and not isinstance(row.get("answer"), str):
                 raise ValueError(f"{label}{path}:{number}: an sft row needs a string 'answer'")
             rows.append(row)
+    except JsonlError as exc:
+        raise ValueError(f"{label}{exc}") from None
     if not rows:
         raise ValueError(f"{label}{path} holds no rows")
     return rows

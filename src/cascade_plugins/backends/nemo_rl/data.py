@@ -15,9 +15,10 @@ This module imports neither NeMo RL nor Ray.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
-from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
+
+from cascade_plugins.jsonl import JsonlError
 
 #: the column of the Hugging Face dataset that holds each row as JSON text (rows have nested,
 #: heterogeneous values such as test lists, which Arrow columns cannot hold uniformly)
@@ -26,24 +27,8 @@ ROW_COLUMN = "cascade_row"
 _TARGET_KEYS = ("ground_truth", "tests", "problem")
 
 
-class DataRowError(ValueError):
-    """A data row that cannot be used; the message names the file, line and key."""
-
-
-def read_jsonl(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    """``(line_number, row)`` for each non-blank line; malformed lines raise :class:`DataRowError`."""
-    path = Path(path)
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataRowError(f"{path}:{number}: invalid JSON ({exc.msg})") from None
-            if not isinstance(row, dict):
-                raise DataRowError(f"{path}:{number}: a row must be a JSON object, got {type(row).__name__}")
-            yield number, row
+#: a data row that cannot be used; the message names the file, line and key
+DataRowError = JsonlError
 
 
 def prompt_messages(row: Mapping[str, Any], where: str = "row") -> list[dict[str, Any]]:

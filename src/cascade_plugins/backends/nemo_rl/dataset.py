@@ -9,7 +9,8 @@ import json
 from typing import Any
 
 from cascade_plugins.backends.nemo_rl import compat
-from cascade_plugins.backends.nemo_rl.data import ROW_COLUMN, extra_env_info, read_jsonl
+from cascade_plugins.backends.nemo_rl.data import ROW_COLUMN, extra_env_info
+from cascade_plugins.jsonl import read_jsonl
 
 compat.apply_python_shims()
 from datasets import Dataset  # noqa: E402

@@ -79,34 +79,16 @@ _UNITS = (
 _TRAILING_UNIT_RE = re.compile(
     rf"^(?P<body>.*?\d)\s*(?:(?:{_UNITS})(?:\s*\^\s*\{{?[23]\}}?)?|\s(?:sq\.?\s*)?[A-Za-z]{{2,}}(?:\s+[A-Za-z]{{2,}}){{0,2}})\.?$"
 )
-_MATH_WORDS = frozenset(
+#: names of functions and constants written as words in LaTeX answers (``\sin``, ``\pi``, ``ln``)
+MATH_FUNCTION_NAMES = frozenset(
     [
-        "sin",
-        "cos",
-        "tan",
-        "cot",
-        "sec",
-        "csc",
-        "log",
-        "ln",
-        "exp",
-        "sqrt",
-        "pi",
-        "infty",
-        "arcsin",
-        "arccos",
-        "arctan",
-        "sinh",
-        "cosh",
-        "tanh",
-        "and",
-        "or",
-        "i",
-        "e",
-        "mod",
-        "pmod",
+        "sin", "cos", "tan", "cot", "sec", "csc", "log",
+        "ln", "exp", "sqrt", "pi", "infty", "arcsin", "arccos",
+        "arctan", "sinh", "cosh", "tanh", "mod",
     ]
 )
+#: words that end an answer without being a unit: function names, connectives, the constants i and e
+_MATH_WORDS = MATH_FUNCTION_NAMES | {"and", "or", "i", "e", "pmod"}
 _MALFORMED_FRAC_DD_RE = re.compile(r"\\frac\s*(\d)\s*(\d)")
 _MALFORMED_FRAC_BD_RE = re.compile(r"\\frac\s*(\{[^{}]*\})\s*(\d)")
 _MALFORMED_FRAC_DB_RE = re.compile(r"\\frac\s*(\d)\s*(\{)")

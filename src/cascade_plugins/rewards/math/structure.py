@@ -15,6 +15,7 @@ from fractions import Fraction
 from functools import lru_cache
 from typing import Literal
 
+from cascade_plugins.rewards.math.normalize import MATH_FUNCTION_NAMES
 from cascade_plugins.rewards.math.numbers import PlainNumber, parse_plain_number
 
 __all__ = [
@@ -127,35 +128,8 @@ _SYMBOL_RE = re.compile(r"^(?:[A-Za-z]|\\(?!infty|pi)[a-zA-Z]+)(?:_\{?\w+\}?)?'*
 _FUNCTION_VALUE_RE = re.compile(r"^[A-Za-z]\(\s*[A-Za-z]\s*\)$|^\|\s*[A-Za-z]\s*\|$")
 _TEXT_RE = re.compile(r"^[A-Za-z][A-Za-z'\- ]*[A-Za-z]\.?$")
 _CLOCK_OR_BASE_RE = re.compile(r"^\d+:\d+(?::\d+)?$|^\d+_\{?\d+\}?$")
-_MATH_WORDS = frozenset(
-    [
-        "sin",
-        "cos",
-        "tan",
-        "cot",
-        "sec",
-        "csc",
-        "log",
-        "ln",
-        "exp",
-        "sqrt",
-        "pi",
-        "infty",
-        "arcsin",
-        "arccos",
-        "arctan",
-        "sinh",
-        "cosh",
-        "tanh",
-        "frac",
-        "min",
-        "max",
-        "gcd",
-        "lcm",
-        "mod",
-        "det",
-    ]
-)
+#: words that mark an answer as math rather than text
+_MATH_WORDS = MATH_FUNCTION_NAMES | {"frac", "min", "max", "gcd", "lcm", "det"}
 _DECIMAL_COMMA_RE = re.compile(r"^[-+]?\d+,\d+$")
 _MATRIX_RE = re.compile(r"^\\begin\{([pbBvV]?matrix|array)\}(?:\{[^{}]*\})?(.*)\\end\{\1\}$", re.DOTALL)
 
