@@ -136,7 +136,7 @@ def test_skipped_and_error_results_are_well_formed():
 
 @pytest.mark.parametrize(
     ("kwargs", "bad"),
-    [({"cpu_time_s": 0}, "cpu_time_s"), ({"memory_mb": 1}, "memory_mb"), ({"open_files": 2}, "open_files")],
+    [({"cpu_time_s": 0}, "cpu_time_s"), ({"memory_mb": 0}, "memory_mb"), ({"open_files": 2}, "open_files")],
 )
 def test_limits_are_validated(kwargs, bad):
     with pytest.raises(ValueError, match=bad):

@@ -92,6 +92,7 @@ def recv_message(sock: socket.socket, max_fds: int = 0) -> tuple[dict[str, Any],
 _RLIMITS = {
     "cpu": resource.RLIMIT_CPU,
     "as": resource.RLIMIT_AS,
+    "data": resource.RLIMIT_DATA,
     "fsize": resource.RLIMIT_FSIZE,
     "nproc": resource.RLIMIT_NPROC,
     "nofile": resource.RLIMIT_NOFILE,
@@ -147,6 +148,12 @@ def _run_python(path: str, argv: list[str], workdir: str) -> int:
     return code
 
 
+_PR_SET_DUMPABLE = 4
+_PR_SET_CHILD_SUBREAPER = 36
+_PR_SET_NO_NEW_PRIVS = 38
+_libc: Any = None
+
+
 def _child(job: dict[str, Any], stdio: tuple[int, int, int], workdir: str) -> None:
     """Runs in the forked child; never returns."""
     try:
@@ -160,6 +167,8 @@ def _child(job: dict[str, Any], stdio: tuple[int, int, int], workdir: str) -> No
         os.chdir(workdir)
         with contextlib.suppress(OSError), open("/proc/self/oom_score_adj", "w") as handle:
             handle.write("1000")  # under memory pressure the kernel kills jobs, not the worker
+        if _libc is not None:  # setuid binaries inside cannot give back what the sandbox took
+            _libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
         run_as = job.get("run_as")
         if run_as is not None:
             os.setgroups([])
@@ -196,6 +205,27 @@ def _cpu_seconds(pid: int) -> float:
         return (int(fields[11]) + int(fields[12])) / _TICK
     except (OSError, IndexError, ValueError):
         return 0.0
+
+
+def _memory_kb(pid: int) -> int:
+    """Proportional set size of ``pid`` (pages shared after a fork count once in all), else RSS."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup", "rb") as handle:
+            for line in handle:
+                if line.startswith(b"Pss:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        with open(f"/proc/{pid}/statm", "rb") as handle:
+            return int(handle.read().split()[1]) * _PAGE_KB
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+_PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
+#: seconds between two measurements of the job's total memory (where no memory cgroup does it)
+_MEMORY_POLL_S = 0.02
 
 
 def _count_processes() -> int:
@@ -257,6 +287,14 @@ class Zygote:
             return _count_processes() - 1
         return len(_descendants(os.getpid()))
 
+    def job_memory_kb(self, root: int) -> int:
+        """Memory of every process of the current job together."""
+        if self.is_init:
+            pids = [int(name) for name in os.listdir("/proc") if name.isdigit() and name != "1"]
+        else:
+            pids = [root, *_descendants(root)]
+        return sum(_memory_kb(pid) for pid in pids)
+
     # -- cleanup --------------------------------------------------------------------------
 
     def kill_everything(self, pgid: int | None) -> None:
@@ -308,6 +346,9 @@ class Zygote:
 
     @staticmethod
     def ipc_leftovers() -> bool:
+        with contextlib.suppress(OSError):
+            if os.listdir("/dev/mqueue"):  # POSIX queues outlive their creators
+                return True
         for kind in ("shm", "sem", "msg"):
             try:
                 with open(f"/proc/sysvipc/{kind}") as handle:
@@ -402,6 +443,8 @@ class Zygote:
         next_cpu_check = started + cpu_limit / 2
         output_cap = job["output_bytes"]
         watch_pids = job.get("watch_pids")
+        memory_cap_kb = job.get("memory_backstop_kb")
+        next_memory_check = started + _MEMORY_POLL_S
         selector = selectors.DefaultSelector()
         buffers: dict[int, bytearray] = {}
         for fd in (stdout_reader, stderr_reader):
@@ -439,9 +482,16 @@ class Zygote:
                     reason = "cpu"
                     break
                 next_cpu_check = now + max(0.01, (cpu_limit - used) / 2)
+            if memory_cap_kb and now >= next_memory_check:
+                if self.job_memory_kb(pid) > memory_cap_kb:
+                    reason = "memory"
+                    break
+                next_memory_check = now + _MEMORY_POLL_S
             timeout = min(deadline, next_cpu_check) - now
             if pidfd is None or watch_pids:
                 timeout = min(timeout, 0.01)
+            if memory_cap_kb:
+                timeout = min(timeout, max(0.0, next_memory_check - now))
             for key, _events in selector.select(timeout):
                 fd = key.fd
                 if fd == pidfd:
@@ -585,16 +635,16 @@ def main(argv: list[str]) -> None:
     wipe = [path for path in argv[3:] if path]
     os.makedirs(jobs_root, exist_ok=True)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    global _libc
     try:  # children may not ptrace us or read our memory/fds through /proc
         import ctypes
 
-        libc = ctypes.CDLL(None, use_errno=True)
-        pr_set_dumpable, pr_set_child_subreaper = 4, 36
-        libc.prctl(pr_set_dumpable, 0, 0, 0, 0)
+        _libc = ctypes.CDLL(None, use_errno=True)
+        _libc.prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0)
         if os.getpid() != 1:
-            libc.prctl(pr_set_child_subreaper, 1, 0, 0, 0)
+            _libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
     except Exception:
-        pass
+        _libc = None
     _preload()
     import gc
 

