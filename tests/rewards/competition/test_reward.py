@@ -102,6 +102,22 @@ def test_unsupported_fence_language_is_no_answer(reward: CompetitionReward) -> N
     assert "java" in result.details["reason"]
 
 
+def test_a_language_the_problem_does_not_take_is_no_answer(reward: CompetitionReward, tmp_path: Path) -> None:
+    root = tmp_path / "sum"
+    shutil.copytree(PROBLEMS / "sum", root)
+    (root / "problem.yaml").write_text("name: Sum\nlanguages: [cpp]\nlimits: {time_limit: 1}\n")
+    (result,) = reward.score([Sample(response=_response(SUM_AC), problem=str(root))])
+    assert (result.reward, result.verdict) == (0.0, "no_answer")
+    assert "not allowed by problem.yaml languages (cpp)" in result.details["reason"]
+
+
+def test_a_memory_limit_kill_is_a_run_time_error_with_its_cause(reward: CompetitionReward) -> None:
+    hog = PROBLEMS / "sum/submissions/memory_limit_exceeded/hog.py"
+    (result,) = reward.score([Sample(response=_response(hog), problem=str(PROBLEMS / "sum"))])
+    assert (result.reward, result.verdict) == (0.0, "RE")
+    assert result.details["tests"][0]["cause"] == "MLE"
+
+
 def test_compile_error_is_a_verdict(reward: CompetitionReward) -> None:
     typo = PROBLEMS / "sum/submissions/compile_error/typo.cpp"
     (result,) = reward.score([Sample(response=_response(typo), problem=str(PROBLEMS / "sum"))])
