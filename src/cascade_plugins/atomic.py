@@ -61,11 +61,11 @@ def share_like_folder(folder: str | Path) -> None:
     """Give every file under ``folder`` (made by :func:`make_temp_dir`) the umask's file mode,
     read off the folder's own mode: some writers (safetensors) create files owner-only."""
     folder = Path(folder)
-    file_mode = stat.S_IMODE(folder.stat().st_mode) & 0o666
+    folder_mode = stat.S_IMODE(folder.stat().st_mode)
     for path in folder.rglob("*"):
         if path.is_file() and not path.is_symlink():
             executable = stat.S_IMODE(path.stat().st_mode) & 0o111
-            path.chmod(file_mode | (executable & stat.S_IMODE(folder.stat().st_mode)))
+            path.chmod((folder_mode & 0o666) | (folder_mode & 0o111 if executable else 0))
 
 
 @contextmanager
