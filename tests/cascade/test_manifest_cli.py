@@ -104,3 +104,59 @@ def test_cli_refusals_exit_2(tmp_path: Path, ledger_site, kit, monkeypatch):
     result = runner.invoke(cli, ["run", "bad.yaml"])
     assert result.exit_code == 2 and "stages[1].init" in result.output
     assert not (tmp_path / "runs").exists()  # refused before anything was written
+
+
+def test_paths_inside_the_run_directory_are_stored_relative_and_loaded_absolute(tmp_path):
+    run_dir = tmp_path / "run"
+    inside = str(run_dir / "stages" / "sft" / "step_3")
+    manifest = RunManifest(
+        config_hash="abc", base_dir=str(tmp_path), backend="ledger",
+        datasets={"train": {"path": str(run_dir / "data" / "train.jsonl"), "generator": "g"}},
+        stages=[StageRecord(
+            name="sft", kind="sft", status="finished", log_dir=str(run_dir / "logs" / "sft"),
+            init={"path": "/models/base", "format": "hf"},
+            teachers={"math": {"checkpoint": {"path": inside}, "rule": "stage"}},
+            result={"stage": "sft", "checkpoint": {"path": inside}, "metrics": [], "validation": {},
+                    "evaluations": [{"step": 1, "scores": {},
+                                     "checkpoint": {"path": str(run_dir / "stages/sft/step_1")}}]},
+            interrupted={"reason": "SIGTERM", "step": 2, "checkpoint": str(run_dir / "stages/sft/step_2")},
+        )],
+        registry={"math": [{"stage": "sft", "step": 3, "checkpoint": {"path": inside}, "score": 0.5}]},
+    )
+    save_manifest(run_dir, manifest)
+    stored = json.loads((run_dir / "manifest.json").read_text())
+    assert str(run_dir) not in json.dumps(stored)
+    record = stored["stages"][0]
+    assert record["result"]["checkpoint"]["path"] == "stages/sft/step_3"
+    assert record["result"]["evaluations"][0]["checkpoint"]["path"] == "stages/sft/step_1"
+    assert record["teachers"]["math"]["checkpoint"]["path"] == "stages/sft/step_3"
+    assert record["interrupted"]["checkpoint"] == "stages/sft/step_2"
+    assert record["log_dir"] == "logs/sft"
+    assert record["init"]["path"] == "/models/base"  # outside the run directory: absolute
+    assert stored["datasets"]["train"]["path"] == "data/train.jsonl"
+    assert stored["registry"]["math"][0]["checkpoint"]["path"] == "stages/sft/step_3"
+    assert stored["base_dir"] == str(tmp_path) and stored["format_version"] == 2
+
+    moved = tmp_path / "moved"
+    (run_dir).rename(moved)
+    loaded = load_manifest(moved)
+    assert loaded.stages[0].result["checkpoint"]["path"] == str(moved / "stages" / "sft" / "step_3")
+    assert loaded.stages[0].interrupted["checkpoint"] == str(moved / "stages" / "sft" / "step_2")
+    assert loaded.registry["math"][0]["checkpoint"]["path"] == str(moved / "stages" / "sft" / "step_3")
+    assert loaded.stages[0].init["path"] == "/models/base"
+    save_manifest(moved, loaded)
+    assert json.loads((moved / "manifest.json").read_text())["stages"] == stored["stages"]
+
+
+def test_a_manifest_of_a_newer_format_is_refused_by_name(tmp_path):
+    data = json.loads(_manifest().model_dump_json())
+    data["format_version"] = 99
+    (tmp_path / "manifest.json").write_text(json.dumps(data))
+    with pytest.raises(ManifestError, match=r"has format 99; .* reads up to 2: upgrade"):
+        load_manifest(tmp_path)
+
+
+def test_report_on_a_folder_that_is_no_run_writes_nothing(tmp_path):
+    result = CliRunner().invoke(cli, ["report", str(tmp_path / "missing"), "--output", str(tmp_path / "out")])
+    assert result.exit_code == 2 and "not a cascade run directory" in result.output
+    assert not (tmp_path / "missing").exists() and not (tmp_path / "out").exists()

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-import tempfile
-from pathlib import Path
 from typing import Any
 
 import click
@@ -14,26 +12,18 @@ from rich.table import Table
 from rich.tree import Tree
 
 from cascade_plugins.cascade.loading import default_run_dir, load_cascade_config
-from cascade_plugins.cascade.plan import Plan, check_with_backend, resolve_plan
-from cascade_plugins.cascade.sequencer import write_generated_dataset
+from cascade_plugins.cascade.plan import Plan, check_plan
 from cascade_plugins.config import ConfigError
-from cascade_plugins.plugins import get_registry
 
 __all__ = ["build_checked_plan", "plan", "print_plan"]
 
 
 def build_checked_plan(config_path: str, overrides: tuple[str, ...], run_dir: str | None) -> Plan:
     """Load, resolve and check a cascade without touching its run directory: generated datasets
-    are written to a temporary folder for the backend's checks. Raises ``ConfigError``."""
+    are written to a temporary folder for the backend's checks. Raises ``ConfigError`` listing
+    every problem, the static ones and the backend's, each once."""
     config, loaded = load_cascade_config(config_path, overrides)
-    resolved = resolve_plan(config, loaded, run_dir=run_dir or default_run_dir(config))
-    registry = get_registry(config.plugins)
-    with tempfile.TemporaryDirectory(prefix="cascade-plan-") as tmp:
-        scratch = resolved.with_data_dir(Path(tmp))
-        for source in scratch.generated().values():
-            write_generated_dataset(source, registry)
-        check_with_backend(scratch, registry)
-    return resolved
+    return check_plan(config, loaded, run_dir=run_dir or default_run_dir(config))
 
 
 def _short(value: Any) -> str:

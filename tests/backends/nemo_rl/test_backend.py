@@ -4,6 +4,7 @@ at the command boundary; the real stage runner is exercised in integration/."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -121,3 +122,33 @@ def test_a_failed_stage_raises_with_the_log_tail(tmp_path: Path, root: Path) -> 
     spec = _spec(tmp_path, nemo_rl={"overrides": {"logger": {"note": "FAIL"}}})
     with pytest.raises(RuntimeError, match=r"(?s)failed \(exit 3\).*Step 2/2"):
         backend.run_stage(spec, Reporter())
+
+
+SLOW_STAGE = """
+import os, sys, time
+open(os.environ["STAGE_PID_FILE"], "w").write(str(os.getpid()))
+print("========================= Step 1/100 =========================", flush=True)
+time.sleep(600)
+"""
+
+
+def test_an_interrupted_stage_takes_its_process_down(tmp_path: Path, root: Path) -> None:
+    """Ctrl-C / SIGTERM reach the sequencer as an exception inside run_stage: the NeMo RL process
+    must not go on training unwatched."""
+    script = tmp_path / "slow_stage.py"
+    script.write_text(SLOW_STAGE)
+    exe = tmp_path / "python"
+    exe.write_text(f'#!/bin/sh\nexec {sys.executable} {script}\n')
+    exe.chmod(0o755)
+    pid_file = tmp_path / "stage.pid"
+    backend = NemoRLBackend(nemo_rl_root=str(root), python=str(exe), env={"STAGE_PID_FILE": str(pid_file)})
+
+    class StopAtFirstStep(Reporter):
+        def step(self, step: int, metrics) -> None:
+            raise KeyboardInterrupt("SIGTERM")
+
+    with pytest.raises(KeyboardInterrupt):
+        backend.run_stage(_spec(tmp_path), StopAtFirstStep())
+    pid = int(pid_file.read_text())
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)  # reaped: gone, not a zombie

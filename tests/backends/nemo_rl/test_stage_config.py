@@ -135,3 +135,21 @@ def test_stage_start_points_and_bases(tmp_path: Path) -> None:
     assert resolve_base(None, "grpo", Path("/nrl")) == Path("/nrl/examples/configs/grpo_math_1B.yaml")
     with pytest.raises(ValueError, match="NEMO_RL_ROOT"):
         resolve_base("examples/x.yaml", "grpo", None)
+
+
+def test_the_logger_section_reaches_nemo_rl_with_the_stage_log_dir(tmp_path: Path) -> None:
+    logger = {"log_dir": str(tmp_path / "logs" / "s"), "tensorboard_enabled": True, "wandb_enabled": True,
+              "mlflow_enabled": False, "wandb": {"project": "cascade2", "group": "nemotron", "name": "s"}}
+    config = build_stage_config(_spec(tmp_path, logger=logger), nemo_rl_root=None, is_our_reward=_ours)
+    assert config["logger"] == {
+        "tensorboard_enabled": True, "wandb_enabled": True, "mlflow_enabled": False,
+        "wandb": {"project": "cascade2", "group": "nemotron", "name": "s"},
+        "log_dir": str(tmp_path / "logs" / "s"),
+    }
+    # a stage's own overrides still win; without a logger section only log_dir is set
+    spec = _spec(tmp_path, logger=logger, hparams={"nemo_rl": {"defaults": "/abs/base.yaml", "overrides": {
+        "logger": {"wandb": {"name": "mine"}}}}})
+    config = build_stage_config(spec, nemo_rl_root=None, is_our_reward=_ours)
+    assert config["logger"]["wandb"] == {"project": "cascade2", "group": "nemotron", "name": "mine"}
+    config = build_stage_config(_spec(tmp_path), nemo_rl_root=None, is_our_reward=_ours)
+    assert config["logger"] == {"log_dir": str(tmp_path / "s" / "logs")}

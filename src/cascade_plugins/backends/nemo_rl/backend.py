@@ -187,15 +187,20 @@ class NemoRLBackend:
                 env=self.process_env(), cwd=str(self.nemo_rl_root) if self.nemo_rl_root else None,
             )
             assert process.stdout is not None
-            for line in process.stdout:
-                log.write(line)
-                match = _STEP_LINE.search(line)
-                if match:
-                    step, total = int(match.group(1)), int(match.group(2))
-                    if not started:
-                        reporter.start(total, spec.name)
-                        started = True
-                    reporter.step(step, {})
+            try:
+                for line in process.stdout:
+                    log.write(line)
+                    match = _STEP_LINE.search(line)
+                    if match:
+                        step, total = int(match.group(1)), int(match.group(2))
+                        if not started:
+                            reporter.start(total, spec.name)
+                            started = True
+                        reporter.step(step, {})
+            except BaseException:
+                # interrupted (SIGINT / SIGTERM): the stage process must not train on unwatched
+                _stop(process)
+                raise
             code = process.wait()
         if code != 0:
             tail = "".join(layout.log.read_text(encoding="utf-8", errors="replace").splitlines(True)[-30:])
@@ -203,6 +208,16 @@ class NemoRLBackend:
         if not layout.result.is_file():
             raise RuntimeError(f"stage {spec.name!r} finished without writing {layout.result}")
         return StageResult.from_dict(json.loads(layout.result.read_text()))
+
+
+def _stop(process: subprocess.Popen[str], grace_seconds: float = 30.0) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=grace_seconds)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 def _spec_to_json(spec: StageSpec) -> dict[str, Any]:

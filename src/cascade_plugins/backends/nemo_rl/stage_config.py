@@ -402,6 +402,10 @@ def build_stage_config(
             "teachers": {domain: ref.path for domain, ref in sorted(spec.teachers.items())},
         }
 
+    # the cascade's logger: section uses NeMo RL's key names; the stage's overrides win over it
+    logger = {key: value for key, value in spec.logger.items() if key != "log_dir"}
+    if logger:
+        config = deep_merge(config, {"logger": logger})
     config = deep_merge(config, h.nemo_rl.overrides)
 
     model_name = init_model_name(spec)
@@ -409,7 +413,7 @@ def build_stage_config(
     _set(stage_keys, "policy.model_name", model_name)
     _set(stage_keys, "policy.tokenizer.name", model_name)
     _set(stage_keys, "checkpointing.checkpoint_dir", str(layout.checkpoints))
-    _set(stage_keys, "logger.log_dir", str(layout.logs))
+    _set(stage_keys, "logger.log_dir", spec.logger.get("log_dir") or str(layout.logs))
     _set(stage_keys, f"{'sft' if spec.kind == 'sft' else 'grpo'}.seed", spec.seed)
     config = deep_merge(config, stage_keys)
 
