@@ -38,6 +38,18 @@ class NeedsSymbolic(Exception):
     """The comparison cannot be decided without sympy."""
 
 
+def _key(node: Node) -> str:
+    """Comparison key of a node written the same way: letter case matters in math (``X`` is not
+    ``x``), not in words (``\\text{Yes}`` is ``yes``)."""
+    return canonical_text(node.src, fold_case=isinstance(node, Text))
+
+
+def _same_text(a: Node, b: Node) -> bool:
+    """``a`` and ``b`` are written the same way (case-insensitively only when both are words)."""
+    fold = isinstance(a, Text) and isinstance(b, Text)
+    return canonical_text(a.src, fold_case=fold) == canonical_text(b.src, fold_case=fold)
+
+
 def _same_symbol(a: Node, b: Node) -> bool:
     return canonical_text(a.src) == canonical_text(b.src)
 
@@ -174,7 +186,7 @@ class Comparator:
     def _symbolic_pair(self, kind: str, gl: Node, gr: Node, pl: Node, pr: Node) -> bool:
         if not all(isinstance(n, Num | Sym | Text) for n in (gl, gr, pl, pr)):
             return self.equal(gl, pl) and self.equal(gr, pr)
-        if canonical_text(gl.src) == canonical_text(pl.src) and canonical_text(gr.src) == canonical_text(pr.src):
+        if _same_text(gl, pl) and _same_text(gr, pr):
             return True
         if not self.symbolic:
             raise NeedsSymbolic
@@ -256,7 +268,7 @@ class Comparator:
     def _dedupe(self, items: Sequence[Node]) -> list[Node]:
         unique: list[Node] = []
         for item in items:
-            if not any(canonical_text(item.src) == canonical_text(u.src) for u in unique):
+            if not any(_key(item) == _key(u) for u in unique):
                 unique.append(item)
         return unique
 
@@ -311,7 +323,7 @@ class Comparator:
     # -- leaves ------------------------------------------------------------------------------------
 
     def _leaves(self, gold: Node, pred: Node) -> bool:
-        if canonical_text(gold.src) == canonical_text(pred.src):
+        if _same_text(gold, pred):
             self.method = "string"
             return True
         if isinstance(gold, Text) or isinstance(pred, Text):

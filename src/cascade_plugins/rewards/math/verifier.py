@@ -104,6 +104,8 @@ def _candidates(node: Node, answer: Normalized, options: MathOptions) -> list[No
 def compare_normalized(gold: Normalized, pred: Normalized, options: MathOptions, *, symbolic: bool) -> tuple[bool, str]:
     """Equality of two normalized answers; raises :class:`NeedsSymbolic` when ``symbolic`` is off
     and sympy is needed."""
+    if gold.unit is not None and pred.unit is not None and gold.unit != pred.unit:
+        return False, "unit"  # 5 m is not 5 cm (a unit written on one side only is ignored)
     comparator = Comparator(options, symbolic=symbolic)
     gold_nodes = _candidates(parse_structure(gold.text), gold, options)
     pred_nodes = _candidates(parse_structure(pred.text), pred, options)
