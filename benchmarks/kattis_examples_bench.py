@@ -40,6 +40,7 @@ from rich.table import Table
 
 from cascade_plugins.rewards.competition.errors import ProblemPackageError, UnsupportedFeature
 from cascade_plugins.rewards.competition.judge import Judge, JudgeReport
+from cascade_plugins.rewards.competition.languages import language_of_file
 
 FORMAT_VERDICTS = ("AC", "WA", "TLE", "RTE")
 #: our verdicts in the format's vocabulary (PE only comes from testlib checkers)
@@ -181,6 +182,17 @@ class Row:
     agree: int = 0
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
+    #: (language, agreed) per judged submission
+    outcomes: list[tuple[str, bool]] = field(default_factory=list)
+
+
+def language_of(submission: Path, given: str | None) -> str:
+    """The submission's language by the format's extension table (for the per-language totals)."""
+    if given:
+        return {"python": "python3"}.get(given, given)
+    paths = [submission] if submission.is_file() else sorted(p for p in submission.rglob("*") if p.is_file())
+    found = [code for p in paths if (code := language_of_file(p)) is not None]
+    return max(set(found), key=found.count) if found else "?"
 
 
 def judge_package(judge: Judge, root: Path, base: Path) -> Row:
@@ -195,22 +207,25 @@ def judge_package(judge: Judge, root: Path, base: Path) -> Row:
                 root, submission, language=expectation.language, entrypoint=expectation.entrypoint
             )
         except UnsupportedFeature as exc:
+            row.seconds += time.perf_counter() - started
             row.unsupported += 1
             row.notes.append(f"{label}: unsupported: {exc}")
             continue
         except ProblemPackageError as exc:
+            row.seconds += time.perf_counter() - started
             if "bt generate" in str(exc):  # the tests are not on disk: the error says how to write them
                 row.no_data += 1
                 if row.no_data == 1:
                     row.notes.append(f"no test data: {exc}")
                 continue
             row.judged += 1
+            row.outcomes.append((language_of(submission, expectation.language), False))
             row.notes.append(f"{label}: error: {exc}")
             continue
-        finally:
-            row.seconds += time.perf_counter() - started
+        row.seconds += time.perf_counter() - started
         row.judged += 1
         why = expectation.disagreement(report)
+        row.outcomes.append((language_of(submission, expectation.language), why is None))
         if why is None:
             row.agree += 1
         else:
@@ -260,6 +275,19 @@ def main() -> None:
         str(total.agree), share, f"{total.seconds:.1f}",
     )  # fmt: skip
     console.print(table)
+    by_language = Table(title="judged submissions by language", title_justify="left")
+    for column in ("language", "judged", "agree", "%"):
+        by_language.add_column(column, justify="left" if column == "language" else "right")
+    outcomes = [outcome for row in rows for outcome in row.outcomes]
+    for language in sorted({language for language, _ in outcomes}):
+        agreed = [ok for lang, ok in outcomes if lang == language]
+        by_language.add_row(language, str(len(agreed)), str(sum(agreed)), f"{100 * sum(agreed) / len(agreed):.1f}")
+    main_ones = [ok for lang, ok in outcomes if lang in ("python3", "cpp")]
+    if main_ones:
+        by_language.add_section()
+        by_language.add_row("python3 + cpp", str(len(main_ones)), str(sum(main_ones)),
+                            f"{100 * sum(main_ones) / len(main_ones):.1f}")  # fmt: skip
+    console.print(by_language)
     for row in rows:
         for note in row.notes:
             print(f"{row.problem}/{note}")

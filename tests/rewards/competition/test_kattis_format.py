@@ -339,6 +339,16 @@ def test_an_interactor_may_write_after_the_solution_has_gone(tmp_path: Path, jud
     assert judge_source(judge, root, "print(3)\n")[1][0] == "AC"
 
 
+def test_a_solution_may_write_after_the_interactor_has_accepted(tmp_path: Path, judge: Judge) -> None:
+    # An interactor that accepts without waiting for the end of the solution's output: what the
+    # solution writes afterwards is dropped too (no broken pipe, so no run-time error).
+    hasty = "import sys\nanswer = open(sys.argv[2]).read().strip()\n"
+    hasty += "sys.exit(42 if sys.stdin.readline().strip() == answer else 43)\n"
+    root = package(tmp_path, CURRENT + "type: interactive\n", {"output_validator/interactor.py": hasty})
+    late = "import sys, time\nprint(3, flush=True)\ntime.sleep(0.3)\nsys.stdout.write('0' * 1_000_000)\n"
+    assert judge_source(judge, root, late)[1][0] == "AC"
+
+
 # -- the format's verdicts -------------------------------------------------------------------------
 
 

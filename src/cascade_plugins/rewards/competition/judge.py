@@ -63,7 +63,7 @@ from cascade_plugins.rewards.competition.programs import (
     prepare_checker,
     testlib_outcome,
 )
-from cascade_plugins.sandbox import ExecResult, Limits, Program, Sandbox
+from cascade_plugins.sandbox import ExecResult, Limits, Program, Sandbox, SandboxProcess
 
 _MIB = 1024 * 1024
 
@@ -428,6 +428,9 @@ def _feed(fd: int, data: bytes) -> None:
 def _drain(fd: int) -> None:
     """Read ``fd`` to its end, dropping the data, then close it."""
     try:
+        # The other reader (a launcher checking for end of input) may have left the shared open
+        # file non-blocking; it has exited by now.
+        os.set_blocking(fd, True)
         while os.read(fd, 1 << 16):
             pass
     except OSError:
@@ -623,23 +626,27 @@ class _TestRunner:
             )
         except BaseException:
             os.close(to_solution_r)
+            os.close(from_solution_r)
             raise
         finally:
             # The workers hold their own copies; ours would keep the pipes open forever. All but
-            # the solution's input: as the judges' relays do, what the interactor still writes
-            # once the solution has gone is taken and dropped, never a broken pipe.
-            for fd in (to_solution_w, from_solution_r, from_solution_w):
+            # the two read ends: as the judges' relays do, what one side still writes once the
+            # other has gone is taken and dropped, never a broken pipe.
+            for fd in (to_solution_w, from_solution_w):
                 with contextlib.suppress(OSError):
                     os.close(fd)
 
-        def wait_solution() -> None:
-            result = solution.wait()
-            threading.Thread(target=_drain, args=(to_solution_r,), daemon=True).start()
-            finished.put(("solution", result))
+        def wait(name: str, process: SandboxProcess, its_input: int) -> None:
+            result = process.wait()
+            threading.Thread(target=_drain, args=(its_input,), daemon=True).start()
+            finished.put((name, result))
 
         with interactor, solution:
-            threading.Thread(target=lambda: finished.put(("interactor", interactor.wait())), daemon=True).start()
-            threading.Thread(target=wait_solution, daemon=True).start()
+            for name, process, its_input in (
+                ("interactor", interactor, from_solution_r),
+                ("solution", solution, to_solution_r),
+            ):
+                threading.Thread(target=wait, args=(name, process, its_input), daemon=True).start()
             first_name, first_result = finished.get()
             # Stop a solution the interactor has given up on; but when the interactor only stopped
             # because the solution's output closed, the solution is ending on its own, and killing

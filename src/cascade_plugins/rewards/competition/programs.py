@@ -22,7 +22,6 @@ import json
 import re
 import tarfile
 from dataclasses import dataclass, field
-from typing import Any
 
 from cascade_plugins.rewards.competition import verdicts
 from cascade_plugins.rewards.competition.checkers import CheckOutcome
@@ -248,14 +247,6 @@ def feedback_of(stderr: bytes) -> Feedback:
         except ValueError:
             continue
     return Feedback(files, own, closed)
-
-
-def split_feedback(stderr: bytes) -> tuple[str, dict[str, Any]]:
-    """The validator's own stderr and its feedback files as text, plus :data:`STDIN_CLOSED_KEY`."""
-    feedback = feedback_of(stderr)
-    files: dict[str, Any] = {name: feedback.text(name) for name in feedback.files}
-    files[STDIN_CLOSED_KEY] = feedback.stdin_closed
-    return feedback.stderr, files
 
 
 def input_was_closed(result: ExecResult) -> bool:
