@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 import pytest
+import yaml
 from click.testing import CliRunner
 
 from cascade_plugins import atomic as atomic_module
@@ -160,3 +161,56 @@ def test_report_on_a_folder_that_is_no_run_writes_nothing(tmp_path):
     result = CliRunner().invoke(cli, ["report", str(tmp_path / "missing"), "--output", str(tmp_path / "out")])
     assert result.exit_code == 2 and "not a cascade run directory" in result.output
     assert not (tmp_path / "missing").exists() and not (tmp_path / "out").exists()
+
+
+def _unwrapped(text: str) -> str:
+    """The terminal output with the console's line wrapping undone."""
+    return " ".join(text.split())
+
+
+def test_a_change_to_finished_stages_is_not_applied_and_their_config_is_kept(tmp_path, ledger_site, kit, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    kit.write(tmp_path / "cascade.yaml", kit.config())
+    runner = CliRunner()
+    assert runner.invoke(cli, ["run", "cascade.yaml", "--no-report"]).exit_code == 0
+    run_dir = tmp_path / "runs" / "cascade"
+    first = load_manifest(run_dir)
+    first_hash = first.config_hash
+    assert {s.config_hash for s in first.stages} == {first_hash}
+    assert first.stage("sft").ran_with["hparams"]["steps"] == 3
+
+    # every stage is finished: the longer schedule is accepted for what comes next, applied to none of them
+    result = runner.invoke(cli, ["run", "cascade.yaml", "hparams.common.steps=5", "--allow-config-change",
+                                 "--no-report"])
+    assert result.exit_code == 0, result.output
+    assert "stage sft is finished and does not run again: its changes are not applied (hparams.steps: 3 -> 5)" \
+        in _unwrapped(result.output)
+    manifest = load_manifest(run_dir)
+    assert manifest.config_hash != first_hash
+    for record in manifest.stages:
+        assert record.config_hash == first_hash and record.ran_with["hparams"]["steps"] == 3
+        assert record.result["metrics"][-1]["step"] == 3
+    assert manifest.config_history[0]["not_applied"]["mopd"] == ["hparams.steps: 3 -> 5"]
+    # the config the stages ran with is still on disk, next to the one the run goes on with
+    kept = yaml.safe_load((run_dir / manifest.config_history[0]["config"]).read_text())
+    assert kept["hparams"]["common"]["steps"] == 3
+    assert yaml.safe_load((run_dir / "configs" / f"{manifest.config_hash}.yaml").read_text())[
+        "hparams"]["common"]["steps"] == 5
+    assert yaml.safe_load((run_dir / "config.yaml").read_text())["hparams"]["common"]["steps"] == 5
+    status = runner.invoke(cli, ["status", str(run_dir)])
+    assert f"sft: ran with configs/{first_hash}.yaml (an earlier config); not applied to it: hparams.steps: 3 -> 5" \
+        in _unwrapped(status.output)
+
+    # a stage added now runs under the new config, and says so
+    config = kit.config()
+    config["stages"].append({"name": "extra", "kind": "sft", "data": {"math": "math_train"}})
+    kit.write(tmp_path / "cascade.yaml", config)
+    result = runner.invoke(cli, ["run", "cascade.yaml", "hparams.common.steps=5", "--allow-config-change",
+                                 "--no-report"])
+    assert result.exit_code == 0, result.output
+    manifest = load_manifest(run_dir)
+    extra = manifest.stage("extra")
+    assert extra.ran_with["hparams"]["steps"] == 5 and extra.result["metrics"][-1]["step"] == 5
+    assert extra.config_hash == manifest.config_hash and manifest.stage("sft").config_hash == first_hash
+    assert (run_dir / "configs" / f"{extra.config_hash}.yaml").is_file()
+    assert len(list((run_dir / "configs").iterdir())) == 3

@@ -306,7 +306,7 @@ def test_a_recipe_broken_in_several_ways_lists_every_problem_once(tmp_path, monk
     assert "did you mean 'code'" in one("domains.code.reward: ")
     assert "did you mean 'multi_domain_rl'" in one("stages[3].init: ")
     assert "code_val.jsonl" in one("data.code_val.path: data file not found")
-    assert "Extra inputs are not permitted" in one("stages[0].hparams.learning_rate: backend 'nemo_rl' (stage 'if_rl')")
+    assert "unknown key 'learning_rate'" in one("stages[0].hparams.learning_rate: backend 'nemo_rl' (stage 'if_rl')")
     assert "set by the backend" in one("stages[6].hparams.nemo_rl.overrides.checkpointing.checkpoint_dir:")
     # every stage inherits the base config from hparams.common: one problem at that line (if_rl is
     # not among the stages because its hparams failed to validate first)

@@ -81,6 +81,12 @@ class StageRecord(_Model):
     interrupted: dict[str, Any] | None = None
     #: the stage's experiment-tracking folder (``metrics.jsonl``, TensorBoard events, W&B)
     log_dir: str | None = None
+    #: the hash of the config the stage's last attempt ran with (its snapshot:
+    #: ``configs/<hash>.yaml``); a finished stage keeps it when the run goes on under a changed config
+    config_hash: str | None = None
+    #: the stage as it ran: kind, data, rewards, merged hparams, start point, teachers, seed
+    #: (``PlannedStage.describe()`` of its last attempt)
+    ran_with: dict[str, Any] | None = None
 
 
 class RunManifest(_Model):
@@ -98,7 +104,10 @@ class RunManifest(_Model):
     stages: list[StageRecord]
     #: domain -> registry entries ``{"stage", "step", "checkpoint", "score"}`` in production order
     registry: dict[str, list[dict[str, Any]]] = Field(default_factory=dict)
-    #: earlier config hashes, kept when a run continued under a changed config on request
+    #: earlier configs, kept when a run continued under a changed config on request:
+    #: ``{"config_hash", "config" (its snapshot), "until", "dropped_stages", "not_applied"}``
+    #: (``not_applied``: finished stage -> the changes to it that were not applied, since it does
+    #: not run again)
     config_history: list[dict[str, Any]] = Field(default_factory=list)
 
     def stage(self, name: str) -> StageRecord:
@@ -136,6 +145,11 @@ def _path_slots(data: dict[str, Any]) -> Iterator[tuple[dict[str, Any], str]]:
                     yield from checkpoint(evaluation.get("checkpoint"))
         if isinstance(stage.get("log_dir"), str):
             yield stage, "log_dir"
+        ran_with_data = (stage.get("ran_with") or {}).get("data")
+        if isinstance(ran_with_data, dict):
+            for domain, path in ran_with_data.items():
+                if isinstance(path, str):
+                    yield ran_with_data, domain
         interrupted = stage.get("interrupted")
         if isinstance(interrupted, dict) and isinstance(interrupted.get("checkpoint"), str):
             yield interrupted, "checkpoint"

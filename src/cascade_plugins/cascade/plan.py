@@ -33,7 +33,7 @@ from cascade_plugins.config.schema import (
     StageConfig,
 )
 from cascade_plugins.interfaces import CheckpointRef, RewardSpec, StageSpec
-from cascade_plugins.plugins import PluginError, PluginRegistry, get_registry
+from cascade_plugins.plugins import PluginError, PluginRegistry, UnknownPluginNameError, get_registry
 
 __all__ = [
     "DatasetSource",
@@ -755,7 +755,10 @@ def _resolver(
             registry = get_registry(config.plugins)
         except PluginError as exc:
             problems = _Problems(loaded)
-            problems.add(("plugins",), str(exc))
+            key: tuple[str | int, ...] = ("plugins",)
+            if isinstance(exc, UnknownPluginNameError) and config.plugins and exc.unknown[0] in config.plugins:
+                key = ("plugins", config.plugins.index(exc.unknown[0]))  # the line of the misspelt name
+            problems.add(key, str(exc))
             problems.raise_if_any()
     assert registry is not None
     return _Resolver(config, loaded, Path(run_dir).resolve(), base, registry), registry

@@ -3,7 +3,9 @@
 Run directory layout::
 
     <run_dir>/manifest.json      the run's state, rewritten atomically after every transition
-    <run_dir>/config.yaml        the resolved config the run was started with (``--resume`` reads it)
+    <run_dir>/config.yaml        the config the run goes on with (``--resume`` reads it)
+    <run_dir>/configs/<hash>.yaml  every config the run ran under, never overwritten; each stage's
+                                 record names the one it ran with (``config_hash``, ``ran_with``)
     <run_dir>/data/<name>.jsonl  generated datasets
     <run_dir>/stages/<name>/     each stage's output folder (the backend's checkpoints and resume state)
     <run_dir>/cascade.log        progress and messages
@@ -12,7 +14,8 @@ Run directory layout::
 
 Guarantees: a finished stage never runs again; an interrupted stage is handed the same
 ``output_dir`` again so the backend resumes from its own last checkpoint; a run whose config
-changed is refused unless ``allow_config_change``; a failing stage stops the cascade, is recorded
+changed is refused unless ``allow_config_change`` (then finished stages keep what they ran with,
+and the changes to them that were not applied are listed and recorded); a failing stage stops the cascade, is recorded
 as ``failed`` with its error, and runs again (resuming) on the next ``cascade run``. SIGINT and
 SIGTERM mark the stage ``interrupted`` after its backend saved a checkpoint where it can
 (:mod:`cascade_plugins.cascade.interrupts`).
@@ -49,6 +52,7 @@ from cascade_plugins.interfaces import Backend, CheckpointRef, StageInterrupted,
 from cascade_plugins.plugins import PluginRegistry, get_registry
 
 __all__ = [
+    "CONFIG_ARCHIVE",
     "CONFIG_SNAPSHOT",
     "CascadeError",
     "RunDirError",
@@ -61,6 +65,7 @@ __all__ = [
 ]
 
 CONFIG_SNAPSHOT = "config.yaml"
+CONFIG_ARCHIVE = "configs"
 LOCK_NAME = ".lock"
 #: the live step is written to the manifest at most this often (seconds)
 PROGRESS_INTERVAL = 2.0
@@ -200,6 +205,8 @@ class Sequencer:
         self.config_data = dict(config_data) if config_data is not None else (
             dict(plan.loaded.data) if plan.loaded is not None else plan.config.model_dump(mode="json")
         )
+        #: messages about the run directory, shown once the display is up
+        self._notes: list[str] = []
 
     # -- public ---------------------------------------------------------------------------------
 
@@ -215,6 +222,8 @@ class Sequencer:
             if display.log_path is None:
                 display.log_path = self.run_dir / "cascade.log"
             self.display = display
+            for note in self._notes:
+                display.message(note)
             try:
                 self._materialize_datasets(manifest)
                 backend = check_with_backend(self.plan, self.registry)
@@ -230,7 +239,8 @@ class Sequencer:
 
     def _remove_stale_temp_files(self) -> None:
         # temp files of atomic writes interrupted by a crash; the real files are intact
-        for pattern in (f".{MANIFEST_NAME}.*.tmp", f".{CONFIG_SNAPSHOT}.*.tmp", "data/.*.tmp"):
+        for pattern in (f".{MANIFEST_NAME}.*.tmp", f".{CONFIG_SNAPSHOT}.*.tmp", f"{CONFIG_ARCHIVE}/.*.tmp",
+                        "data/.*.tmp"):
             for leftover in glob.glob(str(self.run_dir / pattern)):
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(leftover)
@@ -275,9 +285,25 @@ class Sequencer:
     def _adopt_changed_config(self, manifest: RunManifest) -> None:
         old = {r.name: r for r in manifest.stages}
         planned = {s.name for s in self.plan.stages}
+        self._archive_current_snapshot(manifest.config_hash)
+        not_applied: dict[str, list[str]] = {}
+        for stage in self.plan.stages:
+            record = old.get(stage.name)
+            if record is None or record.status != "finished" or record.ran_with is None:
+                continue
+            changes = config_changes(record.ran_with, stage.describe())
+            if changes:
+                not_applied[stage.name] = changes
+                ran_under = record.config_hash or manifest.config_hash
+                self._notes.append(
+                    f"stage {stage.name} is finished and does not run again: its changes are not applied "
+                    f"({'; '.join(changes)}); it keeps the config it ran with "
+                    f"({CONFIG_ARCHIVE}/{ran_under}.yaml)"
+                )
         manifest.config_history.append(
-            {"config_hash": manifest.config_hash, "until": time.time(),
-             "dropped_stages": [name for name in old if name not in planned]}
+            {"config_hash": manifest.config_hash, "config": f"{CONFIG_ARCHIVE}/{manifest.config_hash}.yaml",
+             "until": time.time(), "dropped_stages": [name for name in old if name not in planned],
+             "not_applied": not_applied}
         )
         manifest.config_hash = self.plan.config_hash
         stages = []
@@ -299,8 +325,21 @@ class Sequencer:
         )
 
     def _write_snapshot(self) -> None:
+        """``config.yaml`` (what the run goes on with) and its copy in ``configs/`` (kept for good)."""
         text = yaml.safe_dump(self.config_data, sort_keys=False)
+        archived = self.run_dir / CONFIG_ARCHIVE / f"{self.plan.config_hash}.yaml"
+        if not archived.is_file():
+            archived.parent.mkdir(exist_ok=True)
+            write_text_atomic(archived, text)
         write_text_atomic(self.run_dir / CONFIG_SNAPSHOT, text)
+
+    def _archive_current_snapshot(self, old_hash: str) -> None:
+        """Keep the ``config.yaml`` a run directory of an earlier version holds before it is replaced."""
+        current = self.run_dir / CONFIG_SNAPSHOT
+        archived = self.run_dir / CONFIG_ARCHIVE / f"{old_hash}.yaml"
+        if current.is_file() and not archived.is_file():
+            archived.parent.mkdir(exist_ok=True)
+            write_text_atomic(archived, current.read_text(encoding="utf-8"))
 
     def _check_finished(self, record: StageRecord) -> None:
         result = record.result or {}
@@ -351,6 +390,7 @@ class Sequencer:
             record.attempts += 1
             record.started_at = time.time()
             record.log_dir = spec.logger.get("log_dir")
+            record.config_hash, record.ran_with = self.plan.config_hash, stage.describe()
             manifest.status = "running"
             try:
                 # from the moment the manifest says "running", a signal is a stop request to this stage

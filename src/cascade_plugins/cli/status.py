@@ -91,7 +91,16 @@ def status(run_dir: str, as_json: bool) -> None:
         table.add_row(str(index), record.name, record.kind, f"[{_STYLE[state]}]{state}[/]", start,
                       str(record.attempts), _steps(record), _duration(record), scores, _outcome(record, root))
     console.print(table)
+    not_applied: dict[str, list[str]] = {}
+    for change in manifest.config_history:
+        for stage, changes in (change.get("not_applied") or {}).items():
+            not_applied.setdefault(stage, []).extend(changes)
     for record in manifest.stages:
+        if record.config_hash is not None and record.config_hash != manifest.config_hash:
+            skipped = f"; not applied to it: {'; '.join(not_applied[record.name])}" if not_applied.get(
+                record.name) else ""
+            console.print(f"  {record.name}: ran with configs/{record.config_hash}.yaml (an earlier config)"
+                          f"{skipped}", highlight=False)
         for domain, teacher in record.teachers.items():
             source = teacher.get("stage") or teacher["checkpoint"]["path"]
             score = f" (score {teacher['score']:.3f})" if teacher.get("score") is not None else ""

@@ -32,7 +32,7 @@ def _spec(tmp_path: Path, kind: str = "grpo", **kw) -> StageSpec:
 
 
 def test_hparams_unknown_keys_and_bad_values_name_the_key() -> None:
-    with pytest.raises(ValueError, match=r"hparams\.lrr: Extra inputs"):
+    with pytest.raises(ValueError, match=r"hparams\.lrr: unknown key 'lrr'; did you mean 'lr'\?"):
         parse_hparams({"lrr": 1})
     with pytest.raises(ValueError, match=r"hparams\.nemo_rl\.select"):
         parse_hparams({"nemo_rl": {"select": "worst"}})

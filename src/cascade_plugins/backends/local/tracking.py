@@ -55,7 +55,7 @@ def parse_tracking(section: Mapping[str, Any]) -> TrackingSettings:
     try:
         return TrackingSettings.model_validate(dict(section))
     except ValidationError as exc:
-        raise ValueError("; ".join(format_validation_error(exc, "logger"))) from None
+        raise ValueError("; ".join(format_validation_error(exc, "logger", TrackingSettings))) from None
 
 
 def _installed(module: str) -> bool:

@@ -33,6 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from cascade_plugins.backends.nemo_rl.env_core import NO_REWARD
 from cascade_plugins.backends.nemo_rl.host_reward import HostEnvironmentReward
 from cascade_plugins.backends.nemo_rl.names import PROCESSOR_NAME, env_name_for_reward
+from cascade_plugins.config import error_lines
 from cascade_plugins.interfaces import RewardSpec, StageSpec
 
 HOST_REWARD = HostEnvironmentReward.name
@@ -106,11 +107,7 @@ def parse_hparams(hparams: Mapping[str, Any]) -> NemoRLHparams:
     try:
         return NemoRLHparams.model_validate(dict(hparams))
     except ValidationError as exc:
-        lines = []
-        for item in exc.errors():
-            loc = ".".join(str(p) for p in item["loc"])
-            lines.append(f"hparams.{loc}: {item['msg']}")
-        raise ValueError("; ".join(lines)) from None
+        raise ValueError("; ".join(error_lines(NemoRLHparams, exc, "hparams"))) from None
 
 
 def _set(tree: dict[str, Any], dotted: str, value: Any) -> None:
