@@ -27,7 +27,7 @@ from rich.table import Table
 from cascade_plugins.interfaces import Sample
 from cascade_plugins.plugins import get_registry
 from cascade_plugins.sandbox import Isolation, Sandbox
-from cascade_plugins.sandbox.isolation import bwrap_binary, bwrap_command
+from cascade_plugins.sandbox.isolation import bwrap_binary, bwrap_command, interpreter
 
 STUB_BODY = "    pass\n"
 
@@ -117,7 +117,7 @@ def main() -> None:
     bwrap = bwrap_binary()
     if bwrap is not None:
         argv = bwrap_command(bwrap, 0).argv
-        argv = [*argv[: argv.index(sys.executable) + 1], "-c", "pass"]
+        argv = [*argv[: argv.index(interpreter()) + 1], "-c", "pass"]
         overhead.add_row(
             "fresh bubblewrap + python per run",
             f"{median_ms(lambda: subprocess.run(argv, check=True), args.overhead_repeats):.1f}",
