@@ -147,6 +147,28 @@ def _run_python(path: str, argv: list[str], workdir: str) -> int:
     return code
 
 
+def _drop_capabilities() -> None:
+    """No capabilities for the job, now or after ``exec``, and no new privileges.
+
+    Inside a user namespace made by root (bubblewrap on a root host, ``unshare``) the job would
+    otherwise hold every capability there, CAP_SYS_PTRACE included: enough to take this worker's
+    socket to the host (``pidfd_getfd``) and forge the results of later jobs, a checker's among
+    them. Best effort where there is nothing to drop (an unprivileged host: EPERM).
+    """
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    pr_capbset_drop, pr_set_securebits, pr_cap_ambient, pr_set_no_new_privs = 24, 28, 47, 38
+    libc.prctl(pr_set_securebits, 0x2F, 0, 0, 0)  # NOROOT, NO_SETUID_FIXUP, KEEP_CAPS, all locked
+    libc.prctl(pr_cap_ambient, 4, 0, 0, 0)  # PR_CAP_AMBIENT_CLEAR_ALL
+    for capability in range(64):
+        if libc.prctl(pr_capbset_drop, capability, 0, 0, 0) != 0:
+            break  # past the last capability, or nothing to drop
+    # capset({_LINUX_CAPABILITY_VERSION_3, this process}, {effective, permitted, inheritable} x 2 = 0)
+    libc.capset((ctypes.c_uint32 * 2)(0x20080522, 0), (ctypes.c_uint32 * 6)())
+    libc.prctl(pr_set_no_new_privs, 1, 0, 0, 0)
+
+
 def _child(job: dict[str, Any], stdio: tuple[int, int, int], workdir: str) -> None:
     """Runs in the forked child; never returns."""
     try:
@@ -167,6 +189,7 @@ def _child(job: dict[str, Any], stdio: tuple[int, int, int], workdir: str) -> No
             os.setuid(run_as)
         for name, (soft, hard) in job["rlimits"].items():
             resource.setrlimit(_RLIMITS[name], (soft, hard))
+        _drop_capabilities()
         env = dict(job["env"], HOME=workdir, TMPDIR=workdir)
         os.environ.clear()
         os.environ.update(env)
