@@ -323,7 +323,22 @@ class _Watch:
         finally:
             self._inside = False
 
-    def check(self) -> list[str]:
+    @contextlib.contextmanager
+    def original_builtins(self) -> Any:
+        """Our own encoding runs on the built-ins it was written for, not the solution's (whose
+        patches would only make the reply unreadable, and hide what it patched)."""
+        patched = tuple(map(self._builtins_now.get, self._BUILTINS))
+        if patched == self._builtins:
+            yield
+            return
+        self.seen.add("patched builtins")
+        self._builtins_now.update(zip(self._BUILTINS, self._builtins, strict=True))
+        try:
+            yield
+        finally:
+            self._builtins_now.update(zip(self._BUILTINS, patched, strict=True))
+
+    def observations(self) -> list[str]:
         """New observations since the last report."""
         self._inside = True
         try:
@@ -369,10 +384,11 @@ class Contestant:
             self.buffer += chunk
 
     def reply(self, message: dict[str, Any]) -> None:
-        events = self.watch.check()
-        if events:
-            message["events"] = events
-        self.sock.sendall(_dumps(message))
+        with self.watch.original_builtins():
+            events = self.watch.observations()
+            if events:
+                message["events"] = events
+            self.sock.sendall(_dumps(message))
 
     def resolve(self, name: str) -> Any:
         return self.namespace[name]
@@ -387,12 +403,16 @@ class Contestant:
             self.reply({"id": request["id"], "interrupted": True})
             return
         except BaseException as exc:
-            kind = "memory" if isinstance(exc, MemoryError) else "exit" if isinstance(exc, SystemExit) else "error"
-            if kind == "exit":
-                self.watch.seen.add("exit called")
-            self.reply({"id": request["id"], "load_failed": [kind, _message(exc)]})
+            with self.watch.original_builtins():
+                kind = "memory" if isinstance(exc, MemoryError) else "exit" if isinstance(exc, SystemExit) else "error"
+                if kind == "exit":
+                    self.watch.seen.add("exit called")
+                failed = [kind, _message(exc)]
+            self.reply({"id": request["id"], "load_failed": failed})
             return
-        self.reply({"id": request["id"], "loaded": self.lookup(request)})
+        with self.watch.original_builtins():
+            found = self.lookup(request)
+        self.reply({"id": request["id"], "loaded": found})
 
     def lookup(self, request: dict[str, Any]) -> dict[str, Any]:
         """What the solution defines of the names the tests use but do not define."""
@@ -426,32 +446,36 @@ class Contestant:
 
     def _call(self, request: dict[str, Any]) -> tuple[str, Any]:
         try:
-            name = request["name"]
-            holder = self.namespace.get("Solution")
-            if request.get("method") and isinstance(holder, type) and hasattr(holder, name):
-                target = getattr(holder(), name)
-            else:
-                target = self.namespace[name]
-            args = decode(request["args"], self.resolve)
-            kwargs = decode(request["kwargs"], self.resolve)
+            with self.watch.original_builtins():
+                name = request["name"]
+                holder = self.namespace.get("Solution")
+                if request.get("method") and isinstance(holder, type) and hasattr(holder, name):
+                    target = getattr(holder(), name)
+                else:
+                    target = self.namespace[name]
+                args = decode(request["args"], self.resolve)
+                kwargs = decode(request["kwargs"], self.resolve)
             value = target(*args, **kwargs)
         except _Interrupted:
             raise
         except BaseException as exc:
-            if isinstance(exc, SystemExit):
-                self.watch.seen.add("exit called")
-            return "raised", [type(exc).__name__, _message(exc)]
-        try:
-            return "value", json.dumps(encode(value), separators=(",", ":"))
-        except (Unencodable, RecursionError, ValueError, TypeError) as exc:
-            return "unencodable", _message(exc)
+            with self.watch.original_builtins():
+                if isinstance(exc, SystemExit):
+                    self.watch.seen.add("exit called")
+                return "raised", [type(exc).__name__, _message(exc)]
+        with self.watch.original_builtins():
+            try:
+                return "value", json.dumps(encode(value), separators=(",", ":"))
+            except (Unencodable, RecursionError, ValueError, TypeError) as exc:
+                return "unencodable", _message(exc)
 
     def serve(self) -> None:
         signal.signal(signal.SIGUSR1, _on_interrupt)
         sys.addaudithook(self.watch.audit)
         handlers = {"load": self.load, "call": self.call}
         while True:
-            request = self.receive()
+            with self.watch.original_builtins():
+                request = self.receive()
             if request is None:
                 return
             handlers[request["op"]](request)
