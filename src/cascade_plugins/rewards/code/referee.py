@@ -37,6 +37,7 @@ from __future__ import annotations
 import atexit
 import builtins
 import contextlib
+import gc
 import json
 import os
 import select
@@ -894,6 +895,7 @@ def main() -> None:
     except Exception:
         pass
     ours, theirs = socket.socketpair()
+    gc.freeze()  # neither process's collector walks (and so copies) what both inherited
     pid = os.fork()
     if pid == 0:
         ours.close()
