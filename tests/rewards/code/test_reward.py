@@ -303,3 +303,40 @@ def test_humaneval_helpers_come_from_the_prompt_not_the_solution():
     finally:
         reward.close()
     assert [r.reward for r in results] == [0.0, 0.0, 1.0] * len(cheats), [r.details for r in results]
+
+
+def test_cpp20_fence_compiles_as_cpp20():
+    reward = get_registry().make_reward("code", language="cpp")
+    program = (
+        "```c++20\n#include <concepts>\n#include <iostream>\n"
+        "template <std::integral T> T twice(T x) { return 2 * x; }\n"
+        "int main() { int n; std::cin >> n; std::cout << twice(n) << '\\n'; }\n```"
+    )
+    tests = {"inputs": ["21\n", "5\n"], "outputs": ["42\n", "10\n"]}
+    try:
+        result = reward.score([Sample(response=program, tests=tests)])[0]
+        plain = reward.score([Sample(response=program.replace("```c++20", "```cpp"), tests=tests)])[0]
+    finally:
+        reward.close()
+    assert result.verdict == "correct", result
+    assert plain.verdict != "correct"  # the default standard (gnu++17) has no concepts
+
+
+def test_a_sandbox_that_keeps_failing_is_an_error_not_the_policy_fault(monkeypatch):
+    """A worker that never answers (a fake at the worker protocol: the real death is tested in
+    tests/sandbox/test_root_host.py) ends, after the sandbox's retries, as ``error``."""
+    from cascade_plugins.sandbox import pool
+
+    def broken_result(self, timeout):
+        self.broken = True
+        raise pool.WorkerError("no answer from the sandbox worker (test)")
+
+    reward = get_registry().make_reward("code")
+    monkeypatch.setattr(pool.Worker, "result", broken_result)
+    try:
+        tests = {"inputs": ["1\n"], "outputs": ["1\n"]}
+        result = reward.score([Sample(response="```python\nprint(input())\n```", tests=tests)])[0]
+    finally:
+        reward.close()
+    assert result.verdict == "error" and result.details["sandbox_error"] is True, result
+    assert result.reward == 0.0

@@ -12,7 +12,7 @@ from typing import Any
 
 from cascade_plugins.interfaces import RewardResult, Sample, Verdict
 from cascade_plugins.rewards.code.compare import outputs_match, values_match
-from cascade_plugins.rewards.code.extract import extract_program
+from cascade_plugins.rewards.code.extract import find_program
 from cascade_plugins.rewards.code.formats import (
     AssertTests,
     CallTests,
@@ -186,15 +186,16 @@ class CodeReward:
         language = options.language
         if language != "python" and not isinstance(suite, StdioTests):
             return self._error(f"{type(suite).__name__} need a Python solution, but language is {language!r}")
-        code = extract_program(
+        found = find_program(
             sample.response,
             language,
             strip_think=options.strip_think,
             block=options.code_block,
             require_fence=options.require_fence,
         )
-        if code is None:
+        if found is None:
             return RewardResult(options.incorrect_reward, Verdict.NO_ANSWER, {"error": "no program in the response"})
+        code, sandbox_language = found
         if (
             isinstance(suite, HumanEvalTests)
             and not suite.prompt
@@ -205,7 +206,7 @@ class CodeReward:
             suite = HumanEvalTests(suite.test, suite.entry_point, sample.prompt)
         seen: dict[str, Any] = {"source": source_markers(code, language)}
         if isinstance(suite, StdioTests):
-            outcomes = self._run_stdio(box, code, language, suite, parallel_tests)
+            outcomes = self._run_stdio(box, code, sandbox_language, suite, parallel_tests)
         else:
             outcomes = self._run_harness(box, code, suite, seen)
         return self._result(outcomes, box, suspicion(**seen))
@@ -382,4 +383,9 @@ class CodeReward:
                 "got": first.got,
             }
         verdict = Verdict.CORRECT if failure is None else outcomes[failure].verdict
+        if verdict == SandboxVerdict.SANDBOX_ERROR:
+            # The sandbox failed even after its retries: not the policy's doing. ``error`` lets a
+            # trainer drop the sample instead of learning from a zero it did not earn.
+            details["sandbox_error"] = True
+            verdict = Verdict.ERROR
         return RewardResult(float(reward), str(verdict), details)
