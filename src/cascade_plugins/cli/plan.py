@@ -22,9 +22,14 @@ from cascade_plugins.plugins import get_registry
 __all__ = ["build_checked_plan", "plan", "print_plan"]
 
 
-def build_checked_plan(config_path: str, overrides: tuple[str, ...], run_dir: str | None) -> Plan:
+def build_checked_plan(
+    config_path: str, overrides: tuple[str, ...], run_dir: str | None, notes: list[str] | None = None
+) -> Plan:
     """Load, resolve and check a cascade without touching its run directory: generated datasets
-    are written to a temporary folder for the backend's checks. Raises ``ConfigError``."""
+    are written to a temporary folder for the backend's checks. Raises ``ConfigError``.
+
+    With ``notes``, the backend's remarks on each stage (``plan_notes(spec)``, for backends that
+    have one) are appended to it as ``"<stage>: <note>"``."""
     config, loaded = load_cascade_config(config_path, overrides)
     resolved = resolve_plan(config, loaded, run_dir=run_dir or default_run_dir(config))
     registry = get_registry(config.plugins)
@@ -32,7 +37,11 @@ def build_checked_plan(config_path: str, overrides: tuple[str, ...], run_dir: st
         scratch = resolved.with_data_dir(Path(tmp))
         for source in scratch.generated().values():
             write_generated_dataset(source, registry)
-        check_with_backend(scratch, registry)
+        backend = check_with_backend(scratch, registry)
+        plan_notes = getattr(backend, "plan_notes", None)
+        if notes is not None and plan_notes is not None:
+            for stage in scratch.stages:
+                notes.extend(f"{stage.name}: {note}" for note in plan_notes(scratch.placeholder_spec(stage)))
     return resolved
 
 
@@ -107,12 +116,18 @@ def plan(config: str, overrides: tuple[str, ...], run_dir: str | None, as_json: 
     plan: stage order, starting checkpoints, teachers, data and hyper-parameters. Nothing runs.
 
     Exit status 2 with every problem listed when the config cannot run."""
+    notes: list[str] = []
     try:
-        resolved = build_checked_plan(config, overrides, run_dir)
+        resolved = build_checked_plan(config, overrides, run_dir, notes)
     except ConfigError as exc:
         click.echo(str(exc), err=True)
         sys.exit(2)
     if as_json:
-        click.echo(json.dumps(resolved.describe(), indent=2))
+        click.echo(json.dumps({**resolved.describe(), "backend_notes": notes}, indent=2))
     else:
-        print_plan(resolved, Console(width=max(Console().width, 120)))
+        console = Console(width=max(Console().width, 120))
+        print_plan(resolved, console)
+        if notes:
+            console.print("[bold]backend notes[/]")
+            for note in notes:
+                console.print(f"  • {note}", highlight=False)
