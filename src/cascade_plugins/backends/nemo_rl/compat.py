@@ -287,8 +287,11 @@ def extra_training_worker_groups(extra: int) -> Iterator[list[Any]]:
     class SizedForTeachers(original):  # type: ignore[misc, valid-type]
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             if kwargs.get("name") in TRAINING_CLUSTER_NAMES:
-                kwargs["max_colocated_worker_groups"] = int(kwargs.get("max_colocated_worker_groups", 1)) + extra
+                groups = int(kwargs.get("max_colocated_worker_groups", 1)) + extra
+                kwargs["max_colocated_worker_groups"] = groups
                 built.append(self)
+                print(f"{kwargs['name']}: room for {groups} colocated worker groups "
+                      f"({extra} for MOPD teachers)", flush=True)
             super().__init__(*args, **kwargs)
 
     grpo.RayVirtualCluster = SizedForTeachers
