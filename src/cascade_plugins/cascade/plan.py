@@ -788,9 +788,13 @@ def check_plan(
     run_dir: str | Path,
     base_dir: str | Path | None = None,
     registry: PluginRegistry | None = None,
+    notes: list[str] | None = None,
 ) -> Plan:
     """:func:`resolve_plan` and :func:`check_with_backend` in one pass: raises one
     :class:`ConfigError` listing every problem of both kinds, each once, in file order.
+
+    With ``notes``, the backend's remarks on each stage (``plan_notes(spec)``, for backends that
+    have one) are appended to it as ``"<stage>: <note>"``.
 
     Nothing is written to the run directory: generated datasets go to a temporary folder for the
     backend's checks. A stage with a problem of its own (or of a dataset or reward it uses) is
@@ -819,6 +823,10 @@ def check_plan(
             problems += build_problems
             if backend is not None:
                 problems += _backend_problems(scratch, backend, partial)
+                plan_notes = getattr(backend, "plan_notes", None)
+                if notes is not None and plan_notes is not None:
+                    for stage in scratch.stages:
+                        notes.extend(f"{stage.name}: {note}" for note in plan_notes(scratch.placeholder_spec(stage)))
     if problems:
         raise ConfigError(_in_file_order(problems))
     return plan

@@ -18,12 +18,15 @@ from cascade_plugins.config import ConfigError
 __all__ = ["build_checked_plan", "plan", "print_plan"]
 
 
-def build_checked_plan(config_path: str, overrides: tuple[str, ...], run_dir: str | None) -> Plan:
+def build_checked_plan(
+    config_path: str, overrides: tuple[str, ...], run_dir: str | None, notes: list[str] | None = None
+) -> Plan:
     """Load, resolve and check a cascade without touching its run directory: generated datasets
     are written to a temporary folder for the backend's checks. Raises ``ConfigError`` listing
-    every problem, the static ones and the backend's, each once."""
+    every problem, the static ones and the backend's, each once. With ``notes``, the backend's
+    remarks on each stage are appended to it as ``"<stage>: <note>"``."""
     config, loaded = load_cascade_config(config_path, overrides)
-    return check_plan(config, loaded, run_dir=run_dir or default_run_dir(config))
+    return check_plan(config, loaded, run_dir=run_dir or default_run_dir(config), notes=notes)
 
 
 def _short(value: Any) -> str:
@@ -97,12 +100,18 @@ def plan(config: str, overrides: tuple[str, ...], run_dir: str | None, as_json: 
     plan: stage order, starting checkpoints, teachers, data and hyper-parameters. Nothing runs.
 
     Exit status 2 with every problem listed when the config cannot run."""
+    notes: list[str] = []
     try:
-        resolved = build_checked_plan(config, overrides, run_dir)
+        resolved = build_checked_plan(config, overrides, run_dir, notes)
     except ConfigError as exc:
         click.echo(str(exc), err=True)
         sys.exit(2)
     if as_json:
-        click.echo(json.dumps(resolved.describe(), indent=2))
+        click.echo(json.dumps({**resolved.describe(), "backend_notes": notes}, indent=2))
     else:
-        print_plan(resolved, Console(width=max(Console().width, 120)))
+        console = Console(width=max(Console().width, 120))
+        print_plan(resolved, console)
+        if notes:
+            console.print("[bold]backend notes[/]")
+            for note in notes:
+                console.print(f"  • {note}", highlight=False)
