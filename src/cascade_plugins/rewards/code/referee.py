@@ -24,12 +24,14 @@ built-in types, so the tests only ever compare plain data, never an object of th
 Names the test code uses but does not define (the entry point, MBPP's functions) are looked up
 in the contestant; built-in names never are, except the declared entry point.
 
-Frames on the socket: a 4-byte big-endian length, then a JSON object. Referee -> contestant:
-``{"op": "load" | "lookup" | "call", "id": n, ...}``; contestant -> referee: ``{"id": n, ...}``
-with exactly one of ``loaded``, ``load_failed``, ``found``, ``value``, ``raised``,
-``unencodable`` or ``interrupted``, plus optional ``events`` (what it noticed the solution do;
-telemetry only, never part of a verdict). Anything else is a protocol violation and fails the
-test.
+Frames on the socket: a 4-byte big-endian length, then a JSON object. The contestant first
+sends ``{"id": 0, "ready": true}`` (or ``refused`` if it could not drop its capabilities).
+Referee -> contestant: ``{"op": "load", "id": n, "source", "setup", "names", "method"}`` (the
+reply lists which of ``names`` the solution defines) and ``{"op": "call", "id": n, "name",
+"args", "kwargs", "method"}``. Contestant -> referee: ``{"id": n, ...}`` with exactly one of
+``loaded``, ``load_failed``, ``value``, ``raised``, ``unencodable`` or ``interrupted``, plus
+optional ``events`` (what it noticed the solution do; telemetry only, never part of a verdict).
+Anything else is a protocol violation and fails the test.
 """
 
 from __future__ import annotations
