@@ -54,6 +54,12 @@ CASES = [
     ("assignments", "$f(n)=n$, $g(n)=1$", r"(f(n), g(n)) = (n, 1) \text{ for all positive integers } n", "correct"),
     ("assignments", "16,3,1,1", "w=3, d=16, a=1, b=1", "incorrect"),
     ("assignments", "$f(n)=n$, $g(n)=1$", "(f(n), g(n)) = (1, n)", "incorrect"),
+    # the argument of a function's definition may have any name
+    ("function_argument", "$f(z)=z$", "f(x)=x", "correct"),
+    ("function_argument", "f(m) = 2m + 1007", "$f(n) = 2 n+1007$", "correct"),
+    ("function_argument", "$f(z)=z$", "f(x)=2x", "incorrect"),
+    ("function_argument", "$f(z)=z$", "g(x)=x", "incorrect"),
+    ("function_argument", "f(x) = x + n", "f(n) = n + n", "incorrect"),
     # a universal qualifier after the answer
     ("qualifier", r"f(x) = 1 \text{ for all } x \in \mathbb{Q}_{>0}", "f(x)=1", "correct"),
     ("qualifier", r"f(x) = 1 \text{ for all } x \in \mathbb{Q}_{>0}", "f(x)=2", "incorrect"),

@@ -29,6 +29,7 @@ from cascade_plugins.rewards.math.structure import (
     Text,
     Union,
     is_symbol,
+    parse_structure,
 )
 
 __all__ = ["Comparator", "NeedsSymbolic"]
@@ -169,6 +170,10 @@ class Comparator:
                 return False
             gl, gr = gold.terms
             pl, pr = pred.terms
+            renamed = _with_gold_argument(gl, pl, pr)
+            if renamed is not None:  # f(z) = z against f(x) = x: the argument's name does not matter
+                self.method = "function_argument"
+                return gop == "=" and self.equal(gr, renamed)
             if _is_assignment_target(gl) and _is_assignment_target(pl):
                 if _same_symbol(gl, pl):
                     return self.equal(gr, pr)
@@ -444,6 +449,24 @@ def _set_form(node: Node) -> tuple[Node | None, list[Interval]] | None:
             return None
         intervals.append(interval)
     return variable, intervals
+
+
+_FUNCTION_OF_ONE_RE = re.compile(r"^([A-Za-z])\s*\(\s*([A-Za-z])\s*\)$")
+
+
+def _with_gold_argument(gold_lhs: Node, pred_lhs: Node, pred_rhs: Node) -> Node | None:
+    """``pred_rhs`` with the argument of ``f(x)`` renamed to the gold's ``f(z)``; ``None`` unless both
+    sides define the same one-letter function of one differently named letter, and the gold's letter
+    is not already in the predicted right side."""
+    gold_match = _FUNCTION_OF_ONE_RE.match(gold_lhs.src.strip())
+    pred_match = _FUNCTION_OF_ONE_RE.match(pred_lhs.src.strip())
+    if not gold_match or not pred_match or gold_match.group(1) != pred_match.group(1):
+        return None
+    gold_var, pred_var = gold_match.group(2), pred_match.group(2)
+    letter = r"(?<![\\A-Za-z]){}(?![A-Za-z])"
+    if gold_var == pred_var or re.search(letter.format(gold_var), pred_rhs.src):
+        return None
+    return parse_structure(re.sub(letter.format(pred_var), gold_var, pred_rhs.src))
 
 
 def _one_variable_condition(node: Node) -> tuple[str, Node] | None:
