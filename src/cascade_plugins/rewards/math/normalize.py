@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-__all__ = ["Normalized", "canonical_text", "match_brace", "normalize_answer", "strip_math_delimiters"]
+__all__ = ["Normalized", "canonical_text", "match_brace", "normalize_answer", "parse_unit", "strip_math_delimiters"]
 
 #: Answers longer than this are cut (and will be compared as text only).
 MAX_ANSWER_CHARS = 2000
@@ -35,6 +35,13 @@ _UNICODE = {
     "∩": r" \cap ",
     "∈": r" \in ",
     "±": r" \pm ",
+    "＞": ">",
+    "＜": "<",
+    "＝": "=",
+    "，": ",",
+    "（": "(",
+    "）": ")",
+    "∣": r" \mid ",
     "\u00a0": " ",
     "\u2009": " ",
     "\u202f": " ",
@@ -89,9 +96,22 @@ MATH_FUNCTION_NAMES = frozenset(
 )
 #: words that end an answer without being a unit: function names, connectives, the constants i and e
 _MATH_WORDS = MATH_FUNCTION_NAMES | {"and", "or", "i", "e", "pmod"}
-_MALFORMED_FRAC_DD_RE = re.compile(r"\\frac\s*(\d)\s*(\d)")
-_MALFORMED_FRAC_BD_RE = re.compile(r"\\frac\s*(\{[^{}]*\})\s*(\d)")
-_MALFORMED_FRAC_DB_RE = re.compile(r"\\frac\s*(\d)\s*(\{)")
+#: ``\\frac12``, ``\\frac ab``, ``\\frac{1+a}c``, ``\\frac a{b+1}``: one-character arguments without braces
+_MALFORMED_FRAC_DD_RE = re.compile(r"\\frac\s*([0-9A-Za-z])\s*([0-9A-Za-z])")
+_MALFORMED_FRAC_BD_RE = re.compile(r"\\frac\s*(\{[^{}]*\})\s*([0-9A-Za-z])")
+_MALFORMED_FRAC_DB_RE = re.compile(r"\\frac\s*([0-9A-Za-z])\s*(\{)")
+#: a ``\\frac`` or ``\\binom`` whose ``\\f``/``\\b`` was read as a string escape (form feed, backspace:
+#: never in an answer); a tab stays whitespace (``\\t`` in ``\\text`` is also a common literal tab)
+_ESCAPED_COMMAND_RE = re.compile(r"[\f\b](?=[a-z]{2,})")
+_ESCAPED_COMMAND = {"\f": "\\f", "\b": "\\b"}
+#: ``10^(-3)``: a parenthesised exponent is the exponent (``10^{-3}``), not ``10^{(}`` then ``-3)``
+_PAREN_EXPONENT_RE = re.compile(r"\^\s*\(([^()]*)\)")
+#: ``90^`` at the end of an answer: a degree sign whose ``\\circ`` was lost
+_BARE_CARET_RE = re.compile(r"(?<=\d)\s*\^\s*$")
+#: ``15th``, ``12^{th}``, ``3rd day``: an ordinal is its number (one trailing word allowed)
+_ORDINAL_RE = re.compile(r"^(\d+)\s*(?:\^\s*\{?\s*)?(?:st|nd|rd|th)(?:\s*\})?(?:\s+[A-Za-z]+)?$", re.IGNORECASE)
+#: ``f(x) = 1 for all x``: a universal qualifier after the answer does not change it
+_QUALIFIER_RE = re.compile(r"\s*(?:\\text\{\s*)?\b(?:for\s+(?:all|every|each|any)|for\s+some)\b.*$", re.IGNORECASE)
 _MALFORMED_SQRT_RE = re.compile(r"\\sqrt\s*(\d+|[a-zA-Z](?![a-zA-Z]))")
 #: ``x_{1}`` -> ``x_1``, but not ``x_{1}2`` (which is ``x_1 \\cdot 2``, not ``x_{12}``)
 _SUBSCRIPT_BRACE_RE = re.compile(r"_\{(\w)\}(?!\w)")
@@ -193,7 +213,7 @@ def _unit_name(word: str) -> str | None:
     return None
 
 
-def _parse_unit(tail: str) -> str | None:
+def parse_unit(tail: str) -> str | None:
     """``" \\text{ cm}^2"``, ``"square meters"``, ``"km"`` -> ``"centimeter^2"``, ``"meter^2"``, ``"kilometer^1"``;
     ``None`` for anything that is not one known unit (``"apples"``, ``"square units"``, ``"km/h"``)."""
     words = _UNIT_WORD_RE.findall(_TEXT_RE.sub(lambda m: m.group(1), tail))
@@ -216,13 +236,13 @@ def _strip_units(s: str) -> tuple[str, str | None]:
     unit = None
     match = _TRAILING_TEXT_UNIT_RE.match(s)
     if match and match["unit"].strip().lower() not in _MATH_WORDS:
-        unit = _parse_unit(s[len(match["body"]) :])
+        unit = parse_unit(s[len(match["body"]) :])
         s = match["body"].strip()
     match = _TRAILING_UNIT_RE.match(s)
     if match:
         tail = s[len(match["body"]) :].strip().rstrip(".")
         if not any(word in _MATH_WORDS for word in tail.lower().split()):
-            unit = unit or _parse_unit(tail)
+            unit = unit or parse_unit(tail)
             s = match["body"].strip()
     return s, unit
 
@@ -233,6 +253,7 @@ def normalize_answer(text: str) -> Normalized:
     if "\\begin" not in s:
         s = _DOUBLE_BACKSLASH_RE.sub(r"\\", s)
     s = _UNICODE_RE.sub(lambda m: _UNICODE[m.group(0)], s)
+    s = _ESCAPED_COMMAND_RE.sub(lambda m: _ESCAPED_COMMAND[m.group(0)], s)
     s = s.replace('\\"', "").strip().strip('"')
     s = strip_math_delimiters(s)
     s = _SIZING_RE.sub("", s)
@@ -247,6 +268,10 @@ def normalize_answer(text: str) -> Normalized:
     s = _WHITESPACE_RE.sub(" ", s).strip()
     s = s.rstrip(" .;")
     s = _LEADING_NOISE_RE.sub("", s)
+    s = _PAREN_EXPONENT_RE.sub(r"^{\1}", s)
+    qualifier = _QUALIFIER_RE.search(s)
+    if qualifier and qualifier.start() > 0:
+        s = s[: qualifier.start()].rstrip(" ,")
 
     stripped_text = _TEXT_RE.fullmatch(s)
     text_answer = stripped_text is not None and any(c.isalpha() for c in stripped_text.group(1))
@@ -257,6 +282,9 @@ def normalize_answer(text: str) -> Normalized:
         s = s[: match.start()].rstrip()
         percent = True
     degrees = False
+    if _BARE_CARET_RE.search(s):
+        s = _BARE_CARET_RE.sub("", s)
+        degrees = True
     if _DEGREE_RE.search(s):
         s = _DEGREE_RE.sub("", s)
         degrees = True
@@ -279,6 +307,9 @@ def normalize_answer(text: str) -> Normalized:
     s = _MALFORMED_SQRT_RE.sub(r"\\sqrt{\1}", s)
     s = _SUBSCRIPT_BRACE_RE.sub(r"_\1", s)
     s = _WHITESPACE_RE.sub(" ", s).strip().rstrip(" .;,")
+    ordinal = _ORDINAL_RE.match(s)
+    if ordinal:
+        s = ordinal.group(1)
     if not percent:  # "28 \%" inside text that came out of \text{...}
         match = _PERCENT_RE.search(s)
         if match and match.start() > 0:

@@ -21,7 +21,7 @@ from typing import Any
 
 import sympy
 
-from cascade_plugins.rewards.math.numbers import close_enough
+from cascade_plugins.rewards.math.numbers import close_enough, rounds_to
 from cascade_plugins.rewards.math.screen import screen_expression
 
 __all__ = [
@@ -178,7 +178,9 @@ def _same_value(a: Any, b: Any, value_a: tuple[Any, complex], value_b: tuple[Any
     return math.isfinite(difference) and difference <= EXACT_EPS * min(1.0, magnitude)
 
 
-def _numbers_equal(a: Any, b: Any, tolerance: float, a_decimal: bool, b_decimal: bool) -> bool:
+def _numbers_equal(
+    a: Any, b: Any, tolerance: float, a_decimal: bool, b_decimal: bool, gold_places: int | None = None
+) -> bool:
     """Two closed-form numbers: exact equality, or a decimal within ``tolerance`` of an exact
     non-decimal value (same policy as :func:`numbers.numbers_match`)."""
     if isinstance(a, sympy.Rational) and isinstance(b, sympy.Rational) and not (a_decimal or b_decimal):
@@ -200,6 +202,10 @@ def _numbers_equal(a: Any, b: Any, tolerance: float, a_decimal: bool, b_decimal:
         return False
     if abs(va.imag) > 0 or abs(vb.imag) > 0:
         return close_enough(va.real, vb.real, tolerance) and close_enough(va.imag, vb.imag, tolerance)
+    if gold_places and a_decimal and not b_decimal and isinstance(a, sympy.Rational) and rounds_to(
+        Fraction(vb.real), Fraction(int(a.p), int(a.q)), gold_places
+    ):
+        return True  # a rounded gold (41.494) and the exact value it rounds (17 + 10\sqrt{6})
     return close_enough(Fraction(va.real), Fraction(vb.real), tolerance)
 
 
@@ -297,7 +303,9 @@ def _identity(a: Any, b: Any) -> bool:
         return False
 
 
-def expressions_equal(a: Any, b: Any, tolerance: float, a_decimal: bool = False, b_decimal: bool = False) -> bool:
+def expressions_equal(
+    a: Any, b: Any, tolerance: float, a_decimal: bool = False, b_decimal: bool = False, gold_places: int | None = None
+) -> bool:
     """Equality of two sympy expressions (numbers, expressions with variables, sets)."""
     if isinstance(a, sympy.Basic) and isinstance(b, sympy.Basic):
         if a == b:
@@ -313,7 +321,7 @@ def expressions_equal(a: Any, b: Any, tolerance: float, a_decimal: bool = False,
         if not isinstance(a, sympy.Expr) or not isinstance(b, sympy.Expr):
             return False
         if not a.free_symbols and not b.free_symbols:
-            return _numbers_equal(a, b, tolerance, a_decimal, b_decimal)
+            return _numbers_equal(a, b, tolerance, a_decimal, b_decimal, gold_places)
         return _identity(a, b)
     return bool(a == b)
 
