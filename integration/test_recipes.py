@@ -152,7 +152,8 @@ def test_plan_time_check_catches_the_metric_the_recipe_used_to_rank_by(tmp_path:
     refused = {s.name: backend.check(plan.placeholder_spec(s)) for s in plan.stages}
     assert sorted(name for name, problems in refused.items() if problems) == ["code_rl", "mopd"]
     assert "'val:total_reward/mean' is not reported by this stage's validation" in refused["code_rl"][0]
-    assert "NeMo RL's validate reports only 'val:accuracy', 'val:avg_length', 'val:pass_k'" in refused["code_rl"][0]
+    # (pass_k too where the base validates several generations per prompt: main's Nano-v3 does)
+    assert "NeMo RL's validate reports only 'val:accuracy', 'val:avg_length'" in refused["code_rl"][0]
 
 
 def test_plan_notes_for_the_cascade2_recipe(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -6,10 +6,14 @@ sizing, then stops where vLLM would start (no ``vllm`` module on CPU)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
+import signal
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -28,22 +32,38 @@ def _free_port() -> int:
 
 @pytest.fixture
 def fake_gpu_ray(tmp_path: Path) -> Iterator[str]:
-    """A Ray head with one fake GPU, tagged the way NeMo RL's init_ray reuses a cluster."""
+    """A Ray head with one fake GPU, tagged the way NeMo RL's init_ray reuses a cluster. It runs in
+    its own process group (``ray start --block``), which is ended by its id afterwards."""
     ray_bin = Path(sys.executable).with_name("ray")
     port = _free_port()
     temp = Path("/tmp") / f"ray-fake-gpu-{os.getpid()}"  # Ray needs a short socket path
     env = {**os.environ, "RAY_AUTH_MODE": "disabled"}  # a private test cluster: no token to share
-    subprocess.run(
-        [str(ray_bin), "start", "--head", f"--port={port}", "--num-cpus=8", "--num-gpus=1",
-         '--resources={"nrl_tag_ALL": 1}', f"--temp-dir={temp}", "--include-dashboard=false",
-         "--disable-usage-stats"],
-        check=True, capture_output=True, text=True, env=env,
-    )
+    with (tmp_path / "ray_head.log").open("w") as log:
+        head = subprocess.Popen(
+            [str(ray_bin), "start", "--head", "--block", f"--port={port}", "--num-cpus=8", "--num-gpus=1",
+             '--resources={"nrl_tag_ALL": 1}', f"--temp-dir={temp}", "--include-dashboard=false",
+             "--disable-usage-stats"],
+            stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
+        )
     try:
+        deadline = time.monotonic() + 120
+        while True:  # wait until the head's GCS accepts connections
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            assert head.poll() is None, (tmp_path / "ray_head.log").read_text()
+            assert time.monotonic() < deadline, "the Ray head did not come up"
+            time.sleep(0.5)
         yield f"127.0.0.1:{port}"
     finally:
-        subprocess.run([str(ray_bin), "stop", "--force"], capture_output=True, check=False,
-                       env={**env, "RAY_ADDRESS": f"127.0.0.1:{port}"})
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(head.pid, signal.SIGTERM)
+        try:
+            head.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(head.pid, signal.SIGKILL)
+            head.wait()
+        shutil.rmtree(temp, ignore_errors=True)
 
 
 def test_mopd_stage_reaches_upstream_setup_with_a_sized_cluster(
