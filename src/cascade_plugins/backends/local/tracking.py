@@ -21,6 +21,7 @@ import importlib.util
 import json
 import math
 import secrets
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import IO, Any
@@ -34,6 +35,8 @@ __all__ = ["METRICS_FILE", "StageTracker", "TrackingSettings", "check_tracking",
 
 METRICS_FILE = "metrics.jsonl"
 _WANDB_ID_FILE = "wandb_run_id"
+#: seconds a resumed stage waits for a crashed process's W&B service to let go of the run
+_WANDB_RELEASE_S = 30.0
 
 
 class TrackingSettings(BaseModel):
@@ -152,7 +155,16 @@ class StageTracker:
         options: dict[str, Any] = {"project": "cascade", "mode": "offline", **self.settings.wandb}
         options.setdefault("settings", wandb.Settings(silent=True, console="off"))
         options.update(dir=str(self.dir), id=run_id, resume="allow", config=config)
-        return wandb.init(**options)
+        # After a crash (SIGKILL) the killed process's wandb-core holds the run for a few seconds
+        # more, until it notices its parent is gone: a resumed stage waits for it.
+        deadline = time.monotonic() + _WANDB_RELEASE_S
+        while True:
+            try:
+                return wandb.init(**options)
+            except Exception as exc:
+                if "in use" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
 
     def log(self, step: int, metrics: Mapping[str, Any]) -> None:
         """One optimizer step's metrics."""
