@@ -194,8 +194,8 @@ def test_cascade_score_with_problem_paths(tmp_path: Path, monkeypatch: pytest.Mo
     source.write_text("".join(json.dumps(r) + "\n" for r in rows))
     target = tmp_path / "out.jsonl"
     result = CliRunner().invoke(
-        cli, ["score", "--reward", "competition", "--input", str(source), "--output", str(target)]
+        cli, ["score", "--reward", "competition", "--input", str(source), "--output", str(target), "--keep-going"]
     )
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 0, result.output  # the missing problem is an error row, kept
     scored = [json.loads(line) for line in target.read_text().splitlines()]
     assert [(r["reward"], r["verdict"]) for r in scored] == [(1.0, "AC"), (0.0, "WA"), (0.0, "error")]
