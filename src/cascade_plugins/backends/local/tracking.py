@@ -22,7 +22,6 @@ import json
 import logging
 import math
 import secrets
-import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import IO, Any
@@ -37,8 +36,6 @@ __all__ = ["METRICS_FILE", "StageTracker", "TrackingSettings", "check_tracking",
 METRICS_FILE = "metrics.jsonl"
 logger = logging.getLogger(__name__)
 _WANDB_ID_FILE = "wandb_run_id"
-#: seconds a resumed stage waits for a crashed process's W&B service to let go of the run
-_WANDB_RELEASE_S = 10.0
 
 
 class TrackingSettings(BaseModel):
@@ -157,24 +154,19 @@ class StageTracker:
         options: dict[str, Any] = {"project": "cascade", "mode": "offline", **self.settings.wandb}
         options.setdefault("settings", wandb.Settings(silent=True, console="off"))
         options.update(dir=str(self.dir), id=run_id, resume="allow", config=config)
-        # After a crash (SIGKILL) the killed process's W&B service may hold the run for a while:
-        # wait a little, then go on as a new run of the same group (metrics.jsonl and TensorBoard
-        # continue as they are) rather than fail the resumed stage.
-        deadline = time.monotonic() + _WANDB_RELEASE_S
-        while True:
-            try:
-                return wandb.init(**options)
-            except Exception as exc:
-                if "in use" not in str(exc):
-                    raise
-                if time.monotonic() > deadline:
-                    fresh = secrets.token_hex(6)
-                    logger.warning("W&B run %s is still held by a crashed process; continuing as run %s", run_id, fresh)
-                    write_text_atomic(id_file, fresh + "\n")
-                    options["id"] = run_id = fresh
-                    deadline = float("inf")
-                    continue
-                time.sleep(0.5)
+        try:
+            return wandb.init(**options)
+        except Exception as exc:
+            # After a crash (SIGKILL) the killed process's W&B service may still hold the run: go
+            # on as a new run of the same group (metrics.jsonl and TensorBoard continue as they
+            # are) rather than fail the resumed stage.
+            if "in use" not in str(exc):
+                raise
+        fresh = secrets.token_hex(6)
+        logger.warning("W&B run %s is still held by a crashed process; continuing as run %s", run_id, fresh)
+        write_text_atomic(id_file, fresh + "\n")
+        options["id"] = fresh
+        return wandb.init(**options)
 
     def log(self, step: int, metrics: Mapping[str, Any]) -> None:
         """One optimizer step's metrics."""
