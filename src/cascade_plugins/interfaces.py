@@ -12,15 +12,24 @@ and :class:`StageResult` only.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+from types import MappingProxyType
 from typing import Any, Literal, Protocol, runtime_checkable
 
 __all__ = [
+    "JUDGE_VERDICTS",
+    "STAGE_KEYS",
+    "VERDICTS",
     "Backend",
     "BackendFactory",
     "CheckpointRef",
     "DatasetFactory",
+    "Loss",
     "LossFactory",
+    "LossInput",
+    "PluginLookup",
+    "ProblemKey",
     "Reward",
     "RewardFactory",
     "RewardResult",
@@ -28,10 +37,15 @@ __all__ = [
     "Sample",
     "StageInterrupted",
     "StageKind",
+    "StageProblem",
     "StageReporter",
     "StageResult",
     "StageSpec",
     "Verdict",
+    "format_key",
+    "judged_verdict",
+    "loss_feed_problems",
+    "loss_inputs",
     "stop_requested",
 ]
 
@@ -39,6 +53,19 @@ __all__ = [
 # --------------------------------------------------------------------------------------------
 # Samples and rewards
 # --------------------------------------------------------------------------------------------
+
+
+#: the keys of a data row that say what a response is checked against
+TARGET_KEYS = ("ground_truth", "tests", "problem")
+
+
+def _text(content: Any) -> str:
+    """A chat message's content as text (multimodal content lists keep their text parts)."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, Sequence):
+        return "".join(str(part.get("text", "")) if isinstance(part, Mapping) else str(part) for part in content)
+    return "" if content is None else str(content)
 
 
 @dataclass(slots=True)
@@ -60,45 +87,115 @@ class Sample:
     metadata: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def from_dict(cls, row: Mapping[str, Any]) -> Sample:
-        """Build a sample from a JSON object; unknown keys go to ``metadata``.
+    def from_row(cls, row: Mapping[str, Any], *, response: str | None = None, domain: str | None = None) -> Sample:
+        """The one place a data row becomes a sample: ``cascade score``'s JSONL lines, the local
+        host's training and eval rows with the model's response, NeMo RL's ``extra_env_info``.
 
-        Raises ``TypeError``/``ValueError`` with the offending key when the row is malformed, so
-        callers can turn it into an ``error`` verdict with a line number.
+        - ``ground_truth``, ``tests``, ``problem``: the row's keys of those names;
+        - ``prompt``: the row's ``prompt``; a chat row (``messages``: ``{role, content}`` turns)
+          without one uses its last user turn;
+        - a chat row with none of the three keys above whose last turn is the assistant's has that
+          turn as its ``ground_truth`` (the layout of NeMo RL's own datasets);
+        - ``response``: the argument (a model's output), else the row's ``response`` key;
+        - ``domain``: the argument (the domain the row is scored for), else the row's ``domain``;
+        - ``metadata``: the row's ``metadata`` mapping, plus every other key of the row (``messages``
+          is the prompt in chat form, not metadata).
+
+        Raises ``TypeError``/``ValueError`` naming the offending key when the row is malformed,
+        so callers can turn it into an ``error`` verdict with a line number.
         """
         if not isinstance(row, Mapping):
             raise TypeError(f"a sample must be a JSON object, got {type(row).__name__}")
-        known = {f.name for f in fields(cls)}
-        kwargs: dict[str, Any] = {}
-        metadata: dict[str, Any] = dict(row.get("metadata") or {})
-        for key, value in row.items():
-            if key == "metadata":
-                continue
-            if key in known:
-                kwargs[key] = value
-            else:
-                metadata[key] = value
-        if "response" not in kwargs:
-            raise ValueError("sample has no 'response' key")
-        for key in ("response", "prompt"):
-            if key in kwargs and not isinstance(kwargs[key], str):
-                raise TypeError(f"sample key {key!r} must be a string, got {type(kwargs[key]).__name__}")
-        if kwargs.get("domain") is not None and not isinstance(kwargs["domain"], str):
+        metadata = row.get("metadata")
+        if metadata is not None and not isinstance(metadata, Mapping):
+            raise TypeError(f"sample key 'metadata' must be an object, got {type(metadata).__name__}")
+        if response is None:
+            if "response" not in row:
+                raise ValueError("sample has no 'response' key")
+            response = row["response"]
+        targets = {key: row[key] for key in TARGET_KEYS if key in row}
+        prompt = row.get("prompt", "")
+        messages = row.get("messages")
+        if isinstance(messages, list) and messages:
+            turns = [m for m in messages if isinstance(m, Mapping)]
+            if "prompt" not in row:
+                users = [_text(m.get("content")) for m in turns if m.get("role") == "user"]
+                prompt = users[-1] if users else ""
+            if not targets and turns and turns[-1] is messages[-1] and turns[-1].get("role") == "assistant":
+                targets["ground_truth"] = _text(turns[-1].get("content"))
+        if domain is None:
+            domain = row.get("domain")
+        for key, value in (("response", response), ("prompt", prompt)):
+            if not isinstance(value, str):
+                raise TypeError(f"sample key {key!r} must be a string, got {type(value).__name__}")
+        if domain is not None and not isinstance(domain, str):
             raise TypeError("sample key 'domain' must be a string")
-        return cls(metadata=metadata, **kwargs)
+        fields = {"response", "prompt", "messages", "domain", "metadata", *TARGET_KEYS}
+        extra = dict(metadata or {})
+        extra.update({key: value for key, value in row.items() if key not in fields})
+        return cls(response=response, prompt=prompt, domain=domain, metadata=extra, **targets)
+
+    @classmethod
+    def from_dict(cls, row: Mapping[str, Any]) -> Sample:
+        """A sample from a JSON object that carries its ``response`` (:meth:`from_row`)."""
+        return cls.from_row(row)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
 class Verdict:
-    """Verdict strings shared across rewards. Rewards may add their own (``WA``, ``TLE``, ...)."""
+    """The verdicts every reward uses (:data:`VERDICTS` says what each means).
+
+    A format's own verdict (a contest judge's ``WA``, ``TLE``, ...) goes into the result's
+    ``details["judge_verdict"]``; :func:`judged_verdict` maps it onto these.
+    """
 
     CORRECT = "correct"
+    PARTIAL = "partial"
     INCORRECT = "incorrect"
     NO_ANSWER = "no_answer"
     TIMEOUT = "timeout"
+    RUNTIME_ERROR = "runtime_error"
+    COMPILE_ERROR = "compile_error"
     ERROR = "error"
+    UNSCORED = "unscored"
+
+
+#: every verdict a ``RewardResult`` may carry, and what it means
+VERDICTS: Mapping[str, str] = MappingProxyType({
+    Verdict.CORRECT: "full credit: the answer is right, every test passed",
+    Verdict.PARTIAL: "some credit, not all (subtasks, a share of the tests)",
+    Verdict.INCORRECT: "an answer was given and judged wrong",
+    Verdict.NO_ANSWER: "nothing to judge: no final answer, no code block, a language the task does not take",
+    Verdict.TIMEOUT: "a time limit was hit (the program's, or the checker's)",
+    Verdict.RUNTIME_ERROR: "the program crashed or went over its memory or output limit",
+    Verdict.COMPILE_ERROR: "the program did not compile",
+    Verdict.ERROR: "the sample could not be scored: malformed, or the scorer itself failed (not the policy's doing)",
+    Verdict.UNSCORED: "no reward ran (a distillation-only domain)",
+})
+
+#: contest judges' and the sandbox's verdicts -> the shared verdict
+JUDGE_VERDICTS: Mapping[str, str] = MappingProxyType({
+    "AC": Verdict.CORRECT,
+    "WA": Verdict.INCORRECT,
+    "PE": Verdict.INCORRECT,
+    "TLE": Verdict.TIMEOUT,
+    "MLE": Verdict.RUNTIME_ERROR,
+    "OLE": Verdict.RUNTIME_ERROR,
+    "RE": Verdict.RUNTIME_ERROR,
+    "CE": Verdict.COMPILE_ERROR,
+    "JE": Verdict.ERROR,
+    "SANDBOX_ERROR": Verdict.ERROR,
+})
+
+
+def judged_verdict(judge_verdict: str) -> str:
+    """The shared verdict of a judge's (:data:`JUDGE_VERDICTS`); a shared verdict passes through,
+    anything else is ``error``."""
+    if judge_verdict in VERDICTS:
+        return judge_verdict
+    return JUDGE_VERDICTS.get(judge_verdict, Verdict.ERROR)
 
 
 @dataclass(slots=True)
@@ -129,7 +226,11 @@ class Reward(Protocol):
     - heavy or untrusted work runs in killable worker processes with hard deadlines
       (never SIGALRM: rewards run inside Ray actors and threads);
     - ``close`` releases worker processes; the reward may be used again afterwards (it restarts
-      what it needs lazily), and ``close`` on a closed reward is a no-op.
+      what it needs lazily), and ``close`` on a closed reward is a no-op;
+    - ``verdict`` is one of :data:`VERDICTS`.
+
+    A reward that only names what a backend scores itself (``nemo_rl_env``: NeMo RL's
+    environments) sets ``scored_by`` to that backend's name; other backends refuse it at plan time.
     """
 
     name: str
@@ -157,8 +258,70 @@ class RewardSpec:
 # Losses
 # --------------------------------------------------------------------------------------------
 
-#: Something that builds a loss object from keyword options. Losses are torch code; the contract
-#: only fixes how they are found (by ``name``), not their call signature, which each backend adapts.
+class LossInput(StrEnum):
+    """What a loss reads from a training batch, besides the token mask. As NeMo RL's
+    ``LossFunction`` declares its input type, a loss declares the set it needs, and a backend
+    refuses at plan time a loss that needs something it cannot feed."""
+
+    #: the trained policy's log-probs of the sampled tokens, ``[B, T]``, with grad
+    POLICY_LOGPROBS = "policy_logprobs"
+    #: the sampler's (inference engine's) log-probs of the same tokens, ``[B, T]``
+    INFERENCE_LOGPROBS = "inference_logprobs"
+    #: each sample's routed teacher's log-probs of the sampled tokens, ``[B, T]``
+    TEACHER_LOGPROBS = "teacher_logprobs"
+    #: the teacher's top-k tokens and their log-probs at each position, ``[B, T, k]`` (and the
+    #: policy's log-probs of those tokens, from its full logits)
+    TEACHER_TOPK = "teacher_topk"
+    #: group-normalized outcome-reward advantages, per sequence or per token
+    OUTCOME_ADVANTAGES = "outcome_advantages"
+
+
+@runtime_checkable
+class Loss(Protocol):
+    """A training loss. Its call signature is the backend's business (each adapts its own); the
+    contract fixes how it is found (by ``name``, through the registry) and what it needs
+    (``inputs``, which may depend on its options)."""
+
+    name: str
+
+    @property
+    def inputs(self) -> frozenset[LossInput]: ...
+
+
+def loss_inputs(loss: object) -> frozenset[LossInput] | None:
+    """``loss.inputs`` as :class:`LossInput` members; ``None`` when the loss declares none (or
+    names an input this contract does not know), so a backend cannot know it can feed it."""
+    declared = getattr(loss, "inputs", None)
+    if declared is None:
+        return None
+    try:
+        return frozenset(LossInput(item) for item in declared)
+    except (TypeError, ValueError):
+        return None
+
+
+def loss_feed_problems(
+    stage: str, name: str, loss: object, feeds: frozenset[LossInput], host: str, hint: str | None = None
+) -> list[StageProblem]:
+    """A backend's refusal of ``loss`` (registered as ``name``) when it needs an input that
+    ``host`` does not feed, or declares none; empty when ``host`` feeds everything it needs."""
+    needs = loss_inputs(loss)
+    if needs is None:
+        return [StageProblem(
+            stage, ("loss",), f"loss {name!r} declares no inputs, so {host} cannot tell whether it can feed it",
+            "give the loss an 'inputs' attribute (a set of cascade_plugins.interfaces.LossInput)",
+        )]
+    missing = sorted(needs - feeds)
+    if not missing:
+        return []
+    return [StageProblem(
+        stage, ("loss",),
+        f"loss {name!r} needs {', '.join(missing)}, which {host} does not feed (it feeds {', '.join(sorted(feeds))})",
+        hint,
+    )]
+
+
+#: Something that builds a :class:`Loss` from keyword options; it has a ``name`` attribute.
 LossFactory = Callable[..., Any]
 
 #: Something that builds a dataset (an iterable of JSON-like rows) from keyword options; it has a
@@ -305,6 +468,87 @@ class StageInterrupted(KeyboardInterrupt):
         return f"{self.reason}; checkpoint of step {self.step} saved ({self.checkpoint})"
 
 
+ProblemKey = tuple[str | int, ...]
+
+#: where a :class:`StageProblem`'s key starts: a :class:`StageSpec` field, or ``backend`` for the
+#: backend's own options (``backend.options`` in a cascade YAML)
+STAGE_KEYS = frozenset({
+    "name", "kind", "data", "rewards", "hparams", "output_dir", "init", "teachers", "eval", "model", "loss",
+    "seed", "logger", "backend",
+})
+
+
+def format_key(key: Sequence[str | int]) -> str:
+    """``("hparams", "betas", 1)`` -> ``"hparams.betas[1]"``."""
+    out = ""
+    for part in key:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class StageProblem:
+    """What a backend found about one stage, before any compute.
+
+    ``key`` is the key path inside the :class:`StageSpec` the problem is about (``("hparams",
+    "lr")``, ``("rewards", "math")``, ``("loss",)``; ``("backend", "python")`` for a backend
+    option; ``()`` for the stage as a whole); a dotted string (``"hparams.lr"``) is split for
+    you. ``cascade plan`` shows it at the YAML line that set that key. ``hint`` says what to do
+    about it. ``severity="note"`` is not a problem but worth telling (it does not stop the plan).
+    """
+
+    stage: str
+    key: ProblemKey
+    message: str
+    hint: str | None = None
+    severity: Literal["error", "note"] = "error"
+
+    def __post_init__(self) -> None:
+        key = self.key
+        if isinstance(key, str):
+            key = tuple(part for part in key.split(".") if part)
+            object.__setattr__(self, "key", key)
+        if not isinstance(key, tuple) or not all(isinstance(part, (str, int)) for part in key):
+            raise TypeError(f"StageProblem.key must be a tuple of str/int or a dotted string, got {self.key!r}")
+        if key and key[0] not in STAGE_KEYS:
+            raise ValueError(f"StageProblem.key must start with one of {sorted(STAGE_KEYS)}, got {key!r}")
+        if self.severity not in ("error", "note"):
+            raise ValueError(f"StageProblem.severity must be 'error' or 'note', got {self.severity!r}")
+        if not self.message:
+            raise ValueError("StageProblem.message must say what is wrong")
+
+    @property
+    def is_error(self) -> bool:
+        return self.severity == "error"
+
+    def text(self) -> str:
+        """The message with its hint (``"<message>; <hint>"``)."""
+        return f"{self.message}; {self.hint}" if self.hint else self.message
+
+    def __str__(self) -> str:
+        where = f"stage {self.stage!r}" + (f": {format_key(self.key)}" if self.key else "")
+        return f"{where}: {self.text()}"
+
+
+class PluginLookup(Protocol):
+    """The plugin registry a backend is built with: the plan's, holding only the plugins the
+    cascade's ``plugins:`` allow-list (or ``CASCADE_PLUGINS``) lets load. A backend finds rewards
+    and losses here and nowhere else, so a plugin the cascade leaves out is invisible to it.
+
+    ``make_reward`` / ``make_loss`` raise ``KeyError`` for a name no loaded plugin registered
+    (the message names the ones that are)."""
+
+    #: the plugin names allowed to load (``None``: every installed plugin); a backend that starts
+    #: other processes hands it on, so they load the same plugins
+    allowed: frozenset[str] | None
+
+    def names(self, kind: Literal["reward", "loss", "backend", "dataset"]) -> list[str]: ...
+
+    def make_reward(self, name: str, **options: Any) -> Reward: ...
+
+    def make_loss(self, name: str, **options: Any) -> Any: ...
+
+
 @runtime_checkable
 class Backend(Protocol):
     """Runs one stage: ``StageSpec`` + its input checkpoint in, ``StageResult`` out.
@@ -316,17 +560,23 @@ class Backend(Protocol):
     ``reporter.stop_requested()`` at least once per step and then to save a checkpoint and raise
     :class:`StageInterrupted`; on SIGINT / SIGTERM the sequencer gives it a bounded time to do so.
     Without it, a signal interrupts the backend at once.
+
+    A backend is built by its factory as ``factory(registry=<PluginLookup>, **options)``: the
+    plan's registry, where it resolves the stage's rewards and loss by name (never in a
+    process-wide registry of its own).
     """
 
     name: str
 
-    def check(self, spec: StageSpec) -> list[str]:
-        """Problems with ``spec`` this backend would hit (empty list: fine). Called before any
-        compute, for every stage of the plan."""
+    def check(self, spec: StageSpec) -> list[StageProblem]:
+        """What this backend would hit with ``spec`` (empty list: fine), as :class:`StageProblem`
+        items keyed by the spec's key paths; notes (``severity="note"``) are shown with the plan.
+        Called before any compute, for every stage of the plan."""
         ...
 
     def run_stage(self, spec: StageSpec, reporter: StageReporter) -> StageResult: ...
 
 
-#: Something that builds a backend from keyword options; it has a ``name`` attribute.
+#: Something that builds a backend from keyword options plus ``registry`` (a
+#: :class:`PluginLookup`); it has a ``name`` attribute.
 BackendFactory = Callable[..., Backend]

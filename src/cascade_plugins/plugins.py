@@ -124,11 +124,21 @@ def parse_allow_list(value: str | Iterable[str] | None) -> frozenset[str] | None
 
 
 class PluginRegistry:
-    """Everything the loaded plugins registered, by kind and name."""
+    """Everything the loaded plugins registered, by kind and name (a
+    :class:`~cascade_plugins.interfaces.PluginLookup`).
 
-    def __init__(self, pm: pluggy.PluginManager, providers: dict[str, tuple[str, str]]):
+    ``allowed`` is the allow-list it was loaded with (``None``: every installed plugin); backends
+    hand it to the processes they start, so those load the same plugins."""
+
+    def __init__(
+        self,
+        pm: pluggy.PluginManager,
+        providers: dict[str, tuple[str, str]],
+        allowed: frozenset[str] | None = None,
+    ):
         self.pm = pm
         self._providers = providers
+        self.allowed = allowed
         self._entries: dict[Kind, dict[str, Registration]] = {k: {} for k in _HOOK_FOR_KIND}
         for kind, hook_name in _HOOK_FOR_KIND.items():
             for impl in getattr(pm.hook, hook_name).get_hookimpls():
@@ -177,7 +187,12 @@ class PluginRegistry:
         return self.get("loss", name).factory(**options)
 
     def make_backend(self, name: str, **options: Any) -> Backend:
-        return self.get("backend", name).factory(**options)
+        """The backend ``name`` built with ``options`` and this registry (``registry=self``), where
+        it finds rewards and losses; ``registry`` is therefore not an option."""
+        factory = self.get("backend", name).factory
+        if "registry" in options:
+            raise PluginError(f"backend {name!r}: 'registry' is not an option; the backend gets the plan's registry")
+        return factory(registry=self, **options)
 
     def make_dataset(self, name: str, **options: Any) -> Any:
         return self.get("dataset", name).factory(**options)
@@ -237,7 +252,7 @@ def load_plugins(allow: str | Iterable[str] | None = None, *, use_env: bool = Tr
         pm.register(plugin, name=ep.name)
         providers[ep.name] = (dist_name, dist_version)
 
-    return PluginRegistry(pm, providers)
+    return PluginRegistry(pm, providers, allowed)
 
 
 def _check_allowed_names(given: str | Iterable[str] | None, allowed: frozenset[str], source: str | None) -> None:

@@ -6,6 +6,7 @@ import difflib
 import types
 import typing
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -74,18 +75,50 @@ def _suggestion(model: type[BaseModel], parent: Sequence[str | int], key: str) -
     return f"; did you mean {close[0]!r}?" if close else ""
 
 
+@dataclass(frozen=True, slots=True)
+class SectionIssue:
+    """One problem of a section validated on its own: its key path (the section's name first),
+    what is wrong, and a did-you-mean for an unknown key."""
+
+    key: tuple[str | int, ...]
+    message: str
+    hint: str | None = None
+
+    def __str__(self) -> str:
+        text = f"{self.message}; {self.hint}" if self.hint else self.message
+        return f"{format_key_path(self.key)}: {text}"
+
+
+class SectionError(ValueError):
+    """A section (a backend's ``hparams``, ``model``, ``logger``) that does not validate;
+    ``issues`` lists its problems one by one, ``str()`` joins them with ``"; "``."""
+
+    def __init__(self, issues: Sequence[SectionIssue]):
+        self.issues = list(dict.fromkeys(issues))
+        super().__init__("; ".join(str(issue) for issue in self.issues))
+
+
+def section_issues(model: type[BaseModel], error: ValidationError, prefix: str) -> list[SectionIssue]:
+    """The problems of ``error`` (``model`` validated on its own), keyed from ``prefix``."""
+    issues = []
+    for item in error.errors():
+        loc = tuple(part for part in item["loc"] if isinstance(part, (str, int)))
+        if item["type"] == "extra_forbidden" and loc:
+            suggestion = _suggestion(model, loc[:-1], str(loc[-1])).removeprefix("; ")
+            issues.append(SectionIssue((prefix, *loc), f"unknown key {loc[-1]!r}", suggestion or None))
+        else:
+            issues.append(SectionIssue((prefix, *loc), str(item["msg"])))
+    return list(dict.fromkeys(issues))
+
+
+def section_error(model: type[BaseModel], error: ValidationError, prefix: str) -> SectionError:
+    return SectionError(section_issues(model, error, prefix))
+
+
 def error_lines(model: type[BaseModel], error: ValidationError, prefix: str) -> list[str]:
     """One ``<prefix>.<key path>: <problem>`` line per problem of a section validated on its own
     (a backend's ``hparams``, ``model``, ``logger``); an unknown key gets a did-you-mean."""
-    lines = []
-    for item in error.errors():
-        loc = tuple(part for part in item["loc"] if isinstance(part, (str, int)))
-        where = ".".join([prefix, *(str(part) for part in loc)]) if loc else prefix
-        if item["type"] == "extra_forbidden" and loc:
-            lines.append(f"{where}: unknown key {loc[-1]!r}{_suggestion(model, loc[:-1], str(loc[-1]))}")
-        else:
-            lines.append(f"{where}: {item['msg']}")
-    return list(dict.fromkeys(lines))
+    return [str(issue) for issue in section_issues(model, error, prefix)]
 
 
 def validation_problems(model: type[BaseModel], loaded: LoadedConfig, error: ValidationError) -> list[ConfigProblem]:

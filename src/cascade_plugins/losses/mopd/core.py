@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import torch
 
+from cascade_plugins.interfaces import LossInput
 from cascade_plugins.losses.mopd.metrics import MOPDMetrics
 from cascade_plugins.losses.mopd.normalization import Count, make_normalizer
 from cascade_plugins.losses.mopd.options import MOPDOptions
@@ -184,6 +185,17 @@ class MOPDLoss:
         if options is not None and option_values:
             raise TypeError("pass either an MOPDOptions object or keyword options, not both")
         self.options = options if options is not None else MOPDOptions.model_validate(option_values)
+
+    @property
+    def inputs(self) -> frozenset[LossInput]:
+        """The policy's and the routed teacher's log-probs of the sampled tokens; the sampler's with
+        importance sampling on; outcome advantages with ``outcome_weight != 0``."""
+        needs = {LossInput.POLICY_LOGPROBS, LossInput.TEACHER_LOGPROBS}
+        if self.options.importance_sampling != "none":
+            needs.add(LossInput.INFERENCE_LOGPROBS)
+        if self.options.outcome_weight != 0:
+            needs.add(LossInput.OUTCOME_ADVANTAGES)
+        return frozenset(needs)
 
     def __call__(
         self,

@@ -22,6 +22,7 @@ from typing import Any
 
 import torch
 
+from cascade_plugins.interfaces import LossInput
 from cascade_plugins.losses.mopd.metrics import TopKMetrics
 from cascade_plugins.losses.mopd.normalization import Count, make_normalizer
 from cascade_plugins.losses.mopd.options import TopKMOPDOptions
@@ -152,6 +153,8 @@ class TopKMOPDLoss:
     """
 
     name = "mopd_topk"
+    #: the teacher's top-k tokens with their log-probs, and the student's log-probs of those tokens
+    inputs = frozenset({LossInput.TEACHER_TOPK})
 
     def __init__(self, options: TopKMOPDOptions | None = None, **option_values: object) -> None:
         if options is not None and option_values:
