@@ -16,13 +16,13 @@ import torch
 from test_mopd_parity import global_counts, make_batch
 
 from cascade_plugins.backends.nemo_rl import compat
+from cascade_plugins.backends.nemo_rl.losses import mopd_loss_config
 from cascade_plugins.backends.nemo_rl.mopd_loss import NemoRLMOPDLoss
 from cascade_plugins.backends.nemo_rl.mopd_runtime import (
     LogprobInputRecorder,
     MOPDAdvantageEstimator,
     plan_teachers,
 )
-from cascade_plugins.backends.nemo_rl.stage_config import mopd_loss_config
 from cascade_plugins.backends.nemo_rl.stage_runner import refuse_unsupported
 
 OPTIONS = {"importance_ratio_min": 0.5, "importance_ratio_max": 2.0, "normalization": "sequence"}

@@ -38,6 +38,7 @@ from cascade_plugins.interfaces import (
     RewardResult,
     Sample,
     StageInterrupted,
+    StageProblem,
     StageResult,
     StageSpec,
     stop_requested,
@@ -80,20 +81,24 @@ class LedgerBackend:
     name = "ledger"
     graceful_stop = True
 
-    def __init__(self, **options: Any):
+    def __init__(self, registry: Any, **options: Any):
         unknown = set(options) - {"label"}
         if unknown:
             raise TypeError(f"unknown options {sorted(unknown)}")
+        self.registry = registry
         self.options = options
 
-    def check(self, spec: StageSpec) -> list[str]:
-        problems = [f"hparams.{key}: not a ledger setting" for key in spec.hparams if key not in ALLOWED_HPARAMS]
+    def check(self, spec: StageSpec) -> list[StageProblem]:
+        problems = [StageProblem(spec.name, ("hparams", key), "not a ledger setting")
+                    for key in spec.hparams if key not in ALLOWED_HPARAMS]
         steps = spec.hparams.get("steps")
         if not isinstance(steps, int) or steps < 1:
-            problems.append(f"hparams.steps: must be a positive integer, got {steps!r}")
+            problems.append(StageProblem(spec.name, ("hparams", "steps"), f"must be a positive integer, got {steps!r}"))
         for domain, path in spec.data.items():
             if not Path(path).is_file():
-                problems.append(f"data for {domain} not found: {path}")
+                problems.append(StageProblem(spec.name, ("data", domain), f"data for {domain} not found: {path}"))
+        if spec.kind == "mopd" and spec.loss is not None and spec.loss.name not in self.registry.names("loss"):
+            problems.append(StageProblem(spec.name, ("loss",), f"no loss {spec.loss.name!r} in the plan's plugins"))
         return problems
 
     def run_stage(self, spec: StageSpec, reporter: Any) -> StageResult:

@@ -80,7 +80,7 @@ def registry() -> PluginRegistry:
 
 @pytest.fixture
 def backend(registry: PluginRegistry) -> Any:
-    return registry.make_backend("local", registry=registry)
+    return registry.make_backend("local")
 
 
 def write_jsonl(path: Path, rows: Sequence[Mapping[str, Any]]) -> str:

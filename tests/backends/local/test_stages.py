@@ -36,7 +36,7 @@ def sft_checkpoint(tmp_path_factory: pytest.TempPathFactory, registry: Any) -> C
         model=dict(TINY_MODEL),
         eval={"letters": (data, RewardSpec("exact_answer"))},
     )
-    result = registry.make_backend("local", registry=registry).run_stage(spec, RecordingReporter())
+    result = registry.make_backend("local").run_stage(spec, RecordingReporter())
     return result.checkpoint
 
 

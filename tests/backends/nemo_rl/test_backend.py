@@ -13,7 +13,19 @@ import pytest
 import yaml
 
 from cascade_plugins.backends.nemo_rl.backend import NemoRLBackend, StageDeferred
-from cascade_plugins.interfaces import CheckpointRef, RewardSpec, StageResult, StageSpec
+from cascade_plugins.interfaces import CheckpointRef, RewardSpec, StageProblem, StageResult, StageSpec
+from cascade_plugins.plugins import load_plugins
+
+#: the plan's registry of a cascade with ``plugins: [nemo_rl, math, mopd]``
+REGISTRY = load_plugins(["nemo_rl", "math", "mopd"], use_env=False)
+
+
+def errors(problems: list[StageProblem]) -> list[StageProblem]:
+    return [p for p in problems if p.is_error]
+
+
+def error_keys(problems: list[StageProblem]) -> list[tuple[str | int, ...]]:
+    return [p.key for p in errors(problems)]
 
 
 class Reporter:
@@ -48,22 +60,54 @@ def _spec(tmp_path: Path, **hparams) -> StageSpec:
 
 
 def test_check_reports_owned_keys_missing_base_and_bad_kind(tmp_path: Path, root: Path) -> None:
-    backend = NemoRLBackend(nemo_rl_root=str(root), mode="emit")
-    assert backend.check(_spec(tmp_path)) == []
+    backend = NemoRLBackend(REGISTRY, nemo_rl_root=str(root), mode="emit")
+    assert errors(backend.check(_spec(tmp_path))) == []
     problems = backend.check(_spec(tmp_path, nemo_rl={"defaults": "examples/nope.yaml",
                                                       "overrides": {"policy": {"model_name": "x"}}}))
-    assert any(p.startswith("hparams.nemo_rl.overrides.policy.model_name:") for p in problems)
-    assert any(p.startswith("hparams.nemo_rl.defaults: NeMo RL config not found") for p in problems)
+    assert set(error_keys(problems)) == {
+        ("hparams", "nemo_rl", "overrides", "policy", "model_name"), ("hparams", "nemo_rl", "defaults")}
+    owned = next(p for p in problems if p.key[-1] == "model_name")
+    assert owned.hint == "remove it" and owned.stage == "stage1"
     bad = _spec(tmp_path)
     bad.kind = "dpo"  # type: ignore[assignment]
-    assert backend.check(bad) == ["the nemo_rl backend runs sft, grpo and mopd stages, not 'dpo'"]
-    assert backend.check(_spec(tmp_path, lr=-1))[0].startswith("hparams.lr:")
-    runner = NemoRLBackend(nemo_rl_root=str(root), python=str(tmp_path / "missing" / "python"))
-    assert any("does not exist" in p for p in runner.check(_spec(tmp_path)))
+    assert error_keys(backend.check(bad)) == [("kind",)]
+    assert error_keys(backend.check(_spec(tmp_path, lr=-1))) == [("hparams", "lr")]
+    runner = NemoRLBackend(REGISTRY, nemo_rl_root=str(root), python=str(tmp_path / "missing" / "python"))
+    assert error_keys(runner.check(_spec(tmp_path))) == [("backend", "python")]
+
+
+def test_rewards_and_losses_come_from_the_plan_registry(tmp_path: Path, root: Path) -> None:
+    """A reward the plan's plugins do not register is not ours, even if installed; the stage's
+    loss is resolved by name there and refused when the MOPD path cannot feed or express it."""
+    only_math = NemoRLBackend(load_plugins(["nemo_rl", "math"], use_env=False), nemo_rl_root=str(root), mode="emit")
+    code = _spec(tmp_path)
+    code.rewards = {"math": RewardSpec("code")}
+    assert error_keys(only_math.check(code)) == [("rewards", "math")]
+    config = only_math.stage_config(_our_reward_spec(tmp_path))
+    # the reward workers load the plan's plugins, not whatever is installed
+    assert config["env"]["cascade_math"]["plugins"] == ["math", "nemo_rl"]
+
+    backend = NemoRLBackend(REGISTRY, nemo_rl_root=str(root), mode="emit")
+
+    def mopd(loss: RewardSpec | None) -> StageSpec:
+        spec = _our_reward_spec(tmp_path)
+        spec.kind, spec.teachers, spec.loss = "mopd", {"math": CheckpointRef(str(tmp_path / "t"))}, loss
+        return spec
+
+    assert errors(backend.check(mopd(None))) == []
+    assert errors(backend.check(mopd(RewardSpec("mopd", {"outcome_weight": 0.5})))) == []  # outcome advantages fed
+    assert error_keys(backend.check(mopd(RewardSpec("mopdd")))) == [("loss",)]
+    (topk,) = errors(backend.check(mopd(RewardSpec("mopd_topk"))))
+    assert topk.key == ("loss",) and "teacher_topk" in topk.message
+    assert error_keys(backend.check(mopd(RewardSpec("mopd", {"importance_ratio_maxx": 2})))) == [("loss", "options")]
+    written = backend.stage_config(mopd(RewardSpec("mopd", {"outcome_weight": 0.5})))
+    assert written["cascade_mopd"]["loss"] == {"name": "mopd", "options": {"outcome_weight": 0.5}}
+    assert written["cascade_mopd"]["plugins"] == ["math", "mopd", "nemo_rl"]
 
 
 def test_emit_writes_config_and_a_runnable_command(tmp_path: Path, root: Path) -> None:
-    backend = NemoRLBackend(nemo_rl_root=str(root), mode="emit", launcher="srun --ntasks=1", env={"HF_HOME": "/h"})
+    backend = NemoRLBackend(REGISTRY, nemo_rl_root=str(root), mode="emit", launcher="srun --ntasks=1",
+                            env={"HF_HOME": "/h"})
     spec = _spec(tmp_path)
     with pytest.raises(StageDeferred, match=r"command\.sh"):
         backend.run_stage(spec, Reporter())
@@ -103,7 +147,7 @@ def _fake_python(tmp_path: Path) -> str:
 
 
 def test_run_stage_streams_progress_and_returns_the_result(tmp_path: Path, root: Path) -> None:
-    backend = NemoRLBackend(nemo_rl_root=str(root), python=_fake_python(tmp_path))
+    backend = NemoRLBackend(REGISTRY, nemo_rl_root=str(root), python=_fake_python(tmp_path))
     reporter = Reporter()
     spec = _spec(tmp_path)
     result = backend.run_stage(spec, reporter)
@@ -118,7 +162,7 @@ def test_run_stage_streams_progress_and_returns_the_result(tmp_path: Path, root:
 
 
 def test_a_failed_stage_raises_with_the_log_tail(tmp_path: Path, root: Path) -> None:
-    backend = NemoRLBackend(nemo_rl_root=str(root), python=_fake_python(tmp_path))
+    backend = NemoRLBackend(REGISTRY, nemo_rl_root=str(root), python=_fake_python(tmp_path))
     spec = _spec(tmp_path, nemo_rl={"overrides": {"logger": {"note": "FAIL"}}})
     with pytest.raises(RuntimeError, match=r"(?s)failed \(exit 3\).*Step 2/2"):
         backend.run_stage(spec, Reporter())
@@ -141,7 +185,7 @@ def test_an_interrupted_stage_takes_its_process_down(tmp_path: Path, root: Path)
     exe.write_text(f'#!/bin/sh\nexec {sys.executable} {script}\n')
     exe.chmod(0o755)
     pid_file = tmp_path / "stage.pid"
-    backend = NemoRLBackend(nemo_rl_root=str(root), python=str(exe), env={"STAGE_PID_FILE": str(pid_file)})
+    backend = NemoRLBackend(REGISTRY, nemo_rl_root=str(root), python=str(exe), env={"STAGE_PID_FILE": str(pid_file)})
 
     class StopAtFirstStep(Reporter):
         def step(self, step: int, metrics) -> None:
@@ -156,7 +200,7 @@ def test_an_interrupted_stage_takes_its_process_down(tmp_path: Path, root: Path)
 
 def test_emit_writes_ray_sub_and_ray_job_launchers(tmp_path: Path, root: Path) -> None:
     (root / "examples/configs/grpo_math_1B.yaml").write_text("grpo: {}\ncluster: {num_nodes: 4, gpus_per_node: 8}\n")
-    backend = NemoRLBackend(nemo_rl_root=str(root), mode="emit", env={"HF_HOME": "/h"})
+    backend = NemoRLBackend(REGISTRY, nemo_rl_root=str(root), mode="emit", env={"HF_HOME": "/h"})
     layout = backend.emit(_spec(tmp_path))
     ray_sub = layout.ray_sub.read_text()
     assert f"COMMAND='bash {layout.command}'" in ray_sub
@@ -190,45 +234,47 @@ def test_check_catches_a_metric_the_stage_validation_does_not_report(tmp_path: P
     (root / "examples/configs/grpo_math_1B.yaml").write_text(
         "grpo: {val_period: 10, val_num_generations_per_prompt: 1}\n"
         "checkpointing: {metric_name: 'val:accuracy'}\nenv: {should_use_nemo_gym: false}\n")
-    backend = NemoRLBackend(nemo_rl_root=str(root), mode="emit")
-    assert backend.check(_our_reward_spec(tmp_path)) == []
+    backend = NemoRLBackend(REGISTRY, nemo_rl_root=str(root), mode="emit")
+    metric_key = ("hparams", "nemo_rl", "overrides", "checkpointing", "metric_name")
+    assert errors(backend.check(_our_reward_spec(tmp_path))) == []
     wrong = {"checkpointing": {"metric_name": "val:total_reward/mean"}}
-    problems = backend.check(_our_reward_spec(tmp_path, **wrong))
-    assert len(problems) == 1
-    assert problems[0].startswith("hparams.nemo_rl.overrides.checkpointing.metric_name: 'val:total_reward/mean' is "
-                                  "not reported by this stage's validation")
-    assert "'val:accuracy', 'val:avg_length'" in problems[0]
+    (problem,) = errors(backend.check(_our_reward_spec(tmp_path, **wrong)))
+    assert problem.key == metric_key
+    assert "'val:accuracy', 'val:avg_length'" in problem.message
     # pass@k is reported with several generations per validation prompt
-    assert backend.check(_our_reward_spec(tmp_path, grpo={"val_num_generations_per_prompt": 4},
-                                          checkpointing={"metric_name": "val:pass_k"})) == []
+    assert errors(backend.check(_our_reward_spec(tmp_path, grpo={"val_num_generations_per_prompt": 4},
+                                                 checkpointing={"metric_name": "val:pass_k"}))) == []
     # Gym validation reports Gym's rollout metrics too: not second-guessed
-    assert backend.check(_our_reward_spec(tmp_path, env={"should_use_nemo_gym": True}, **wrong)) == []
+    assert errors(backend.check(_our_reward_spec(tmp_path, env={"should_use_nemo_gym": True}, **wrong))) == []
     # a train metric is not checked against validation
-    assert backend.check(_our_reward_spec(tmp_path, checkpointing={"metric_name": "train:loss"})) == []
+    assert errors(backend.check(_our_reward_spec(tmp_path, checkpointing={"metric_name": "train:loss"}))) == []
     bad_prefix = backend.check(_our_reward_spec(tmp_path, checkpointing={"metric_name": "accuracy"}))
-    assert bad_prefix == ["hparams.nemo_rl.overrides.checkpointing.metric_name: 'accuracy' must be "
-                          "'val:<metric>' or 'train:<metric>'"]
+    assert error_keys(bad_prefix) == [metric_key]
 
 
 def test_select_best_needs_validation_and_a_metric(tmp_path: Path, root: Path) -> None:
-    backend = NemoRLBackend(nemo_rl_root=str(root), mode="emit")
+    backend = NemoRLBackend(REGISTRY, nemo_rl_root=str(root), mode="emit")
     no_validation = backend.check(_our_reward_spec(tmp_path, "best", grpo={"val_period": 0},
                                                    checkpointing={"metric_name": "val:accuracy"}))
-    assert len(no_validation) == 1 and no_validation[0].startswith("hparams.nemo_rl.select: 'best' ranks")
+    assert error_keys(no_validation) == [("hparams", "nemo_rl", "select")]
+    assert errors(no_validation)[0].hint == "use select: last or give the stage validation"
     no_metric = backend.check(_our_reward_spec(tmp_path, "best", grpo={"val_period": 5}))
-    assert no_metric == ["hparams.nemo_rl.select: 'best' needs checkpointing.metric_name (e.g. 'val:accuracy')"]
+    assert error_keys(no_metric) == [("hparams", "nemo_rl", "select")]
 
 
-def test_plan_notes_say_gym_stages_cannot_be_ranked(tmp_path: Path, root: Path) -> None:
+def test_notes_say_gym_stages_cannot_be_ranked(tmp_path: Path, root: Path) -> None:
     base = root / "examples/configs/grpo_math_1B.yaml"
     base.write_text("grpo: {val_period: 5}\nenv: {should_use_nemo_gym: true}\n")
-    backend = NemoRLBackend(nemo_rl_root=str(root), mode="emit")
+    backend = NemoRLBackend(REGISTRY, nemo_rl_root=str(root), mode="emit")
     gym = StageSpec(
         name="if_rl", kind="grpo", data={"if": str(tmp_path / "if.jsonl")},
         rewards={"if": RewardSpec("nemo_rl_env", {"env": "nemo_gym"})},
         hparams={"steps": 2}, output_dir=str(tmp_path / "out" / "if_rl"), init=CheckpointRef(str(tmp_path / "sft")),
     )
-    notes = backend.plan_notes(gym)
-    assert any("'best:<domain>' teachers never choose it" in n for n in notes)
-    ours = _our_reward_spec(tmp_path)
-    assert not any("best:<domain>" in n for n in backend.plan_notes(ours))
+    found = backend.check(gym)
+    assert errors(found) == []
+    notes = [p for p in found if p.severity == "note"]
+    assert any("'best:<domain>' teachers never choose it" in n.message for n in notes)
+    assert all(n.stage == "if_rl" for n in notes)
+    ours = backend.check(_our_reward_spec(tmp_path))
+    assert not any("best:<domain>" in n.message for n in ours)

@@ -4,22 +4,23 @@ from pathlib import Path
 
 import pytest
 
+from cascade_plugins.backends.nemo_rl.losses import mopd_loss_config
 from cascade_plugins.backends.nemo_rl.stage_config import (
     DATASET_CLASS,
     MOPD_KEY,
     build_stage_config,
-    mopd_loss_config,
     parse_hparams,
     resolve_base,
     translate,
 )
+from cascade_plugins.config import SectionError
 from cascade_plugins.interfaces import CheckpointRef, RewardSpec, StageSpec
+from cascade_plugins.plugins import load_plugins
 
 GYM = RewardSpec("nemo_rl_env", {"env": "nemo_gym", "dataset": {"dataset_name": "NemoGymDataset"}})
-
-
-def _ours(name: str) -> bool:
-    return name in {"math", "code"}
+#: a cascade's ``plugins: [nemo_rl, math, code, mopd]``
+PLUGINS = ["code", "math", "mopd", "nemo_rl"]
+REGISTRY = load_plugins(PLUGINS, use_env=False)
 
 
 def _spec(tmp_path: Path, kind: str = "grpo", **kw) -> StageSpec:
@@ -72,7 +73,7 @@ def test_stage_keys_data_routes_and_override_precedence(tmp_path: Path) -> None:
             "defaults": "/abs/base.yaml", "reward_workers": 3, "reward_worker_cpus": 4,
             "overrides": {"grpo": {"max_num_steps": 9}, "env": {"cascade_math": {"num_workers": 1}}}}},
     )
-    config = build_stage_config(spec, nemo_rl_root=None, is_our_reward=_ours)
+    config = build_stage_config(spec, nemo_rl_root=None, registry=REGISTRY)
     assert config["defaults"] == "/abs/base.yaml"
     assert config["checkpointing"]["checkpoint_dir"] == str(tmp_path / "s" / "checkpoints")
     assert config["logger"]["log_dir"] == str(tmp_path / "s" / "logs")
@@ -85,7 +86,7 @@ def test_stage_keys_data_routes_and_override_precedence(tmp_path: Path) -> None:
     assert all(e["dataset_name"] == DATASET_CLASS for e in data["train"])
     assert data["validation"]["data_path"] == "/d/val.jsonl"  # one dataset stays a mapping
     assert config["env"]["cascade_hard"] == {"reward": "math", "reward_options": {"strict": True}, "num_workers": 3,
-                                             "cpus_per_worker": 4}
+                                             "cpus_per_worker": 4, "plugins": PLUGINS}
     assert config["env"]["cascade_math"]["num_workers"] == 1
 
 
@@ -93,7 +94,7 @@ def test_host_environments_and_distillation_only_domains(tmp_path: Path) -> None
     grpo = build_stage_config(
         _spec(tmp_path, data={"if": "/d/if.jsonl"}, rewards={"if": GYM},
               eval={"math": ("/d/val.jsonl", RewardSpec("math"))}),
-        nemo_rl_root=None, is_our_reward=_ours,
+        nemo_rl_root=None, registry=REGISTRY,
     )
     assert grpo["data"]["train"] == {
         "dataset_name": "NemoGymDataset", "data_path": "/d/if.jsonl", "env_name": "nemo_gym"}
@@ -103,13 +104,13 @@ def test_host_environments_and_distillation_only_domains(tmp_path: Path) -> None
         _spec(tmp_path, kind="mopd", data={"if": "/d/if.jsonl", "math": "/d/m.jsonl"},
               rewards={"if": GYM, "math": RewardSpec("math")},
               teachers={"if": CheckpointRef("/t/md"), "math": CheckpointRef("/t/sft")}),
-        nemo_rl_root=None, is_our_reward=_ours,
+        nemo_rl_root=None, registry=REGISTRY,
     )
     routes = {e["task_name"]: (e["env_name"], e.get("require_target", True)) for e in mopd["data"]["train"]}
     assert routes == {"if": ("cascade_none", False), "math": ("cascade_math", True)}
     assert mopd["env"]["cascade_none"] == {"reward": "none"}
     assert mopd[MOPD_KEY] == {"enabled": True, "loss": {"name": "mopd", "options": {}},
-                              "teachers": {"if": "/t/md", "math": "/t/sft"}}
+                              "teachers": {"if": "/t/md", "math": "/t/sft"}, "plugins": PLUGINS}
 
 
 def test_mopd_loss_options_become_upstream_loss_keys_that_win_over_overrides(tmp_path: Path) -> None:
@@ -118,7 +119,7 @@ def test_mopd_loss_options_become_upstream_loss_keys_that_win_over_overrides(tmp
                                         "normalization": "sequence", "advantage_clip": 3.0}),
                  hparams={"steps": 5, "nemo_rl": {"defaults": "/abs/base.yaml", "overrides": {
                      "loss_fn": {"token_level_loss": True, "reference_policy_kl_penalty": 0.0}}}})
-    config = build_stage_config(spec, nemo_rl_root=None, is_our_reward=_ours)
+    config = build_stage_config(spec, nemo_rl_root=None, registry=REGISTRY)
     assert config["loss_fn"] == {
         "reference_policy_kl_penalty": 0.0, "disable_ppo_ratio": True, "token_level_loss": False,
         "force_on_policy_ratio": False, "use_importance_sampling_correction": True,
@@ -130,15 +131,16 @@ def test_mopd_loss_options_become_upstream_loss_keys_that_win_over_overrides(tmp
     assert plain["loss_fn"]["truncated_importance_sampling_type"] is None and plain["loss_fn"]["token_level_loss"]
     with pytest.raises(ValueError, match=r"loss\.options\.importance_ratio_maxx: Extra inputs"):
         mopd_loss_config({"importance_ratio_maxx": 2})
-    with pytest.raises(ValueError, match="not 'mopd_topk'"):
+    with pytest.raises(SectionError) as refused:
         build_stage_config(_spec(tmp_path, kind="mopd", teachers={"math": CheckpointRef("/t")},
-                                 loss=RewardSpec("mopd_topk")), nemo_rl_root=None, is_our_reward=_ours)
+                                 loss=RewardSpec("mopd_topk")), nemo_rl_root=None, registry=REGISTRY)
+    assert [i.key for i in refused.value.issues] == [("loss",)]
 
 
 def test_sft_stages_use_response_datasets(tmp_path: Path) -> None:
     config = build_stage_config(
         _spec(tmp_path, kind="sft", rewards={}, hparams={"steps": 3, "nemo_rl": {"defaults": "/abs/sft.yaml"}}),
-        nemo_rl_root=None, is_our_reward=_ours,
+        nemo_rl_root=None, registry=REGISTRY,
     )
     assert config["sft"] == {"max_num_steps": 3, "seed": 0}
     assert config["data"]["train"]["dataset_name"] == "ResponseDataset"
@@ -148,15 +150,15 @@ def test_sft_stages_use_response_datasets(tmp_path: Path) -> None:
 def test_stage_start_points_and_bases(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="NeMo RL stages start from Hugging Face weights"):
         build_stage_config(_spec(tmp_path, init=CheckpointRef("/x", format="dcp")), nemo_rl_root=None,
-                           is_our_reward=_ours)
+                           registry=REGISTRY)
     fresh = build_stage_config(_spec(tmp_path, init=None, model={"path": "/models/sft"}), nemo_rl_root=None,
-                               is_our_reward=_ours)
+                               registry=REGISTRY)
     assert fresh["policy"]["model_name"] == "/models/sft"
     with pytest.raises(ValueError, match=r"no init checkpoint and no model\.path"):
-        build_stage_config(_spec(tmp_path, init=None), nemo_rl_root=None, is_our_reward=_ours)
+        build_stage_config(_spec(tmp_path, init=None), nemo_rl_root=None, registry=REGISTRY)
     with pytest.raises(ValueError, match="reward 'judge' is not a registered reward"):
         build_stage_config(_spec(tmp_path, rewards={"math": RewardSpec("judge")}), nemo_rl_root=None,
-                           is_our_reward=_ours)
+                           registry=REGISTRY)
     assert resolve_base(None, "grpo", Path("/nrl")) == Path("/nrl/examples/configs/grpo_math_1B.yaml")
     with pytest.raises(ValueError, match="NEMO_RL_ROOT"):
         resolve_base("examples/x.yaml", "grpo", None)
@@ -165,7 +167,7 @@ def test_stage_start_points_and_bases(tmp_path: Path) -> None:
 def test_the_logger_section_reaches_nemo_rl_with_the_stage_log_dir(tmp_path: Path) -> None:
     logger = {"log_dir": str(tmp_path / "logs" / "s"), "tensorboard_enabled": True, "wandb_enabled": True,
               "mlflow_enabled": False, "wandb": {"project": "cascade2", "group": "nemotron", "name": "s"}}
-    config = build_stage_config(_spec(tmp_path, logger=logger), nemo_rl_root=None, is_our_reward=_ours)
+    config = build_stage_config(_spec(tmp_path, logger=logger), nemo_rl_root=None, registry=REGISTRY)
     assert config["logger"] == {
         "tensorboard_enabled": True, "wandb_enabled": True, "mlflow_enabled": False,
         "wandb": {"project": "cascade2", "group": "nemotron", "name": "s"},
@@ -174,7 +176,7 @@ def test_the_logger_section_reaches_nemo_rl_with_the_stage_log_dir(tmp_path: Pat
     # a stage's own overrides still win; without a logger section only log_dir is set
     spec = _spec(tmp_path, logger=logger, hparams={"nemo_rl": {"defaults": "/abs/base.yaml", "overrides": {
         "logger": {"wandb": {"name": "mine"}}}}})
-    config = build_stage_config(spec, nemo_rl_root=None, is_our_reward=_ours)
+    config = build_stage_config(spec, nemo_rl_root=None, registry=REGISTRY)
     assert config["logger"]["wandb"] == {"project": "cascade2", "group": "nemotron", "name": "mine"}
-    config = build_stage_config(_spec(tmp_path), nemo_rl_root=None, is_our_reward=_ours)
+    config = build_stage_config(_spec(tmp_path), nemo_rl_root=None, registry=REGISTRY)
     assert config["logger"] == {"log_dir": str(tmp_path / "s" / "logs")}

@@ -43,23 +43,27 @@ from cascade_plugins.backends.local.policy import Policy, build_policy, load_pol
 from cascade_plugins.backends.local.rollout import ScoreCache, generate, row_to_sample, score_deduplicated
 from cascade_plugins.backends.local.tracking import StageTracker, check_tracking, parse_tracking
 from cascade_plugins.backends.local.trainers import GRPOTrainer, MOPDTrainer, SFTTrainer
+from cascade_plugins.config import SectionError
 from cascade_plugins.interfaces import (
     CheckpointRef,
+    LossInput,
+    PluginLookup,
     Reward,
     RewardResult,
     RewardSpec,
     Sample,
     StageInterrupted,
+    StageProblem,
     StageReporter,
     StageResult,
     StageSpec,
+    loss_feed_problems,
     stop_requested,
 )
 
 __all__ = ["DEFAULT_MOPD_LOSS", "LocalBackend", "evaluate", "lr_at"]
 
 DEFAULT_MOPD_LOSS = "mopd"
-_UNSUPPORTED_LOSSES = {"mopd_topk": "the local host computes sampled-token log-probs; use the 'mopd' loss"}
 _STEP_DIR = re.compile(r"^step_(\d+)$")
 _TRAINER_STATE = "trainer_state.pt"
 _STATE = "state.json"
@@ -122,95 +126,139 @@ def evaluate(
 class LocalBackend:
     """Backend ``local``: a single-process host for CPU or one GPU (see ``docs/local-backend.md``).
 
-    ``registry`` (optional) is the plugin registry rewards and losses come from; by default the
-    process-wide one.
+    ``registry`` is the plan's plugin registry: rewards and losses come from it and nowhere else.
     """
 
     name = "local"
     #: polls ``reporter.stop_requested()`` after every step and saves a checkpoint before stopping
     graceful_stop = True
+    #: what a ``mopd`` stage hands its loss: sampled-token log-probs of the student (with grad), of
+    #: the sampler and of each sample's teacher
+    MOPD_LOSS_INPUTS = frozenset({LossInput.POLICY_LOGPROBS, LossInput.INFERENCE_LOGPROBS, LossInput.TEACHER_LOGPROBS})
 
-    def __init__(self, registry: Any = None) -> None:
-        self._registry = registry
+    def __init__(self, registry: PluginLookup) -> None:
+        self.registry = registry
         #: reward results by (reward, sample), reused across steps and stages of this backend
         self.score_cache = ScoreCache()
-
-    @property
-    def registry(self) -> Any:
-        if self._registry is None:
-            from cascade_plugins.plugins import get_registry
-
-            self._registry = get_registry()
-        return self._registry
+        #: (kind, name, options) -> the problem building it found (``None``: none), for ``check``
+        self._built: dict[str, tuple[str | None, Any]] = {}
 
     # -- check -----------------------------------------------------------------------------------
 
-    def check(self, spec: StageSpec) -> list[str]:
+    def check(self, spec: StageSpec) -> list[StageProblem]:
         """Every problem with ``spec`` found without compute (no model is built, no data read)."""
-        where = f"stage {spec.name!r}"
-        problems: list[str] = []
+        problems: list[StageProblem] = []
+
+        def add(key: tuple[str | int, ...], message: str, hint: str | None = None) -> None:
+            problems.append(StageProblem(spec.name, key, message, hint))
+
+        def add_issues(issues: Any) -> None:
+            problems.extend(StageProblem(spec.name, i.key, i.message, i.hint) for i in issues)
+
         hp: StageHparams | None = None
         try:
             hp = parse_hparams(spec.kind, spec.hparams)
-        except ValueError as exc:
-            problems.append(f"{where}: {exc}")
+        except SectionError as exc:
+            add_issues(exc.issues)
         if spec.init is None:
             try:
                 model = parse_model_config(spec.model)
                 if model.path is not None and not (Path(model.path) / "config.json").is_file():
-                    problems.append(f"{where}: model.path {model.path} is not a Hugging Face checkpoint directory")
-            except ValueError as exc:
-                problems.append(f"{where}: {exc}")
+                    add(("model", "path"), f"{model.path} is not a Hugging Face checkpoint directory (no config.json)")
+            except SectionError as exc:
+                add_issues(exc.issues)
         elif spec.init.format != "hf":
-            problems.append(f"{where}: init checkpoint format {spec.init.format!r}; the local host loads 'hf' only")
+            add(("init",), f"checkpoint format {spec.init.format!r}; the local host loads 'hf' only")
         elif spec.init.stage is None and not (Path(spec.init.path) / "config.json").is_file():
-            problems.append(f"{where}: init {spec.init.path} is not a Hugging Face checkpoint directory")
+            add(("init",), f"{spec.init.path} is not a Hugging Face checkpoint directory")
         if not spec.data:
-            problems.append(f"{where}: no training data (data: is empty)")
+            add(("data",), "no training data (data: is empty)")
         if hp is not None and hp.domain_weights:
             unknown = sorted(set(hp.domain_weights) - set(spec.data))
             if unknown:
-                problems.append(f"{where}: hparams.domain_weights names domains without data: {', '.join(unknown)}")
+                add(("hparams", "domain_weights"), f"names domains without data: {', '.join(unknown)}")
             elif not any(hp.domain_weights.get(d, 0) > 0 for d in spec.data):
-                problems.append(f"{where}: hparams.domain_weights gives every data domain weight 0")
+                add(("hparams", "domain_weights"), "gives every data domain weight 0")
         if spec.kind == "grpo":
             missing = sorted(set(spec.data) - set(spec.rewards))
             if missing:
-                problems.append(f"{where}: grpo needs a reward for every data domain; none for {', '.join(missing)}")
+                add(("rewards",), f"grpo needs a reward for every data domain; none for {', '.join(missing)}")
         if spec.kind == "mopd":
             missing = sorted(set(spec.data) - set(spec.teachers))
             if missing:
-                problems.append(f"{where}: mopd needs a teacher for every data domain; none for {', '.join(missing)}")
+                add(("teachers",), f"mopd needs a teacher for every data domain; none for {', '.join(missing)}")
             for domain, teacher in sorted(spec.teachers.items()):
                 if teacher.format != "hf":
-                    problems.append(f"{where}: teachers.{domain} format {teacher.format!r}; the local host loads 'hf'")
+                    add(("teachers", domain), f"format {teacher.format!r}; the local host loads 'hf'")
                 elif teacher.stage is None and not (Path(teacher.path) / "config.json").is_file():
-                    problems.append(f"{where}: teachers.{domain} {teacher.path} is not a Hugging Face checkpoint")
-            loss_name = spec.loss.name if spec.loss else DEFAULT_MOPD_LOSS
-            if loss_name in _UNSUPPORTED_LOSSES:
-                problems.append(f"{where}: loss {loss_name!r}: {_UNSUPPORTED_LOSSES[loss_name]}")
-            else:
-                problems.extend(self._known(where, "loss", "loss", loss_name))
+                    add(("teachers", domain), f"{teacher.path} is not a Hugging Face checkpoint")
+        problems += self._loss_problems(spec)
         for domain, reward in sorted(spec.rewards.items()):
-            problems.extend(self._known(where, f"rewards.{domain}", "reward", reward.name))
+            problems += self._reward_problems(spec.name, ("rewards", domain), reward)
         for domain, (_, reward) in sorted(spec.eval.items()):
-            problems.extend(self._known(where, f"eval.{domain}", "reward", reward.name))
-        problems.extend(f"{where}: {problem}" for problem in check_tracking(spec.logger))
+            problems += self._reward_problems(spec.name, ("eval", domain, "reward"), reward)
+        add_issues(check_tracking(spec.logger))
         return problems
 
-    def _known(self, where: str, key: str, kind: str, name: str) -> list[str]:
-        try:
-            self.registry.get(kind, name)
-        except KeyError as exc:
-            return [f"{where}: {key}: {exc}"]
+    def _build(self, kind: str, spec: RewardSpec) -> tuple[str | None, Any]:
+        """Build ``spec`` from the registry once (closed again at once); ``(problem, object)``."""
+        key = json.dumps([kind, spec.name, dict(spec.options)], sort_keys=True, default=str)
+        if key not in self._built:
+            make = self.registry.make_reward if kind == "reward" else self.registry.make_loss
+            try:
+                built = make(spec.name, **dict(spec.options))
+            except KeyError as exc:  # the registry's message names the loaded ones
+                self._built[key] = (str(exc.args[0]) if exc.args else str(exc), None)
+            except Exception as exc:
+                self._built[key] = (f"{kind} {spec.name!r} rejected its options {dict(spec.options)}: {exc}", None)
+            else:
+                close = getattr(built, "close", None)
+                if kind == "reward" and callable(close):
+                    close()
+                self._built[key] = (None, built)
+        return self._built[key]
+
+    def _reward_problems(self, stage: str, key: tuple[str | int, ...], spec: RewardSpec) -> list[StageProblem]:
+        problem, reward = self._build("reward", spec)
+        if problem is not None:
+            return [StageProblem(stage, key, problem)]
+        scored_by = getattr(reward, "scored_by", None)
+        if scored_by is not None and scored_by != self.name:
+            return [StageProblem(
+                stage, key,
+                f"reward {spec.name!r} is scored inside the {scored_by} backend, not by calling it; the local host "
+                "can only run rewards that score in this process",
+                f"run this cascade on backend {scored_by!r}, or give the domain a reward that scores here",
+            )]
         return []
+
+    def _loss_problems(self, spec: StageSpec) -> list[StageProblem]:
+        """The stage's loss, resolved by name in the registry: ``mopd`` stages take one whose
+        inputs this host feeds (:attr:`MOPD_LOSS_INPUTS`); the others train with their own
+        objective."""
+        if spec.kind != "mopd":
+            if spec.loss is None:
+                return []
+            return [StageProblem(
+                spec.name, ("loss",),
+                f"{spec.kind} stages train with their own objective on the local host; a loss applies to mopd stages",
+                "remove loss from this stage",
+            )]
+        loss_spec = spec.loss or RewardSpec(DEFAULT_MOPD_LOSS)
+        problem, loss = self._build("loss", loss_spec)
+        if problem is not None:
+            return [StageProblem(spec.name, ("loss",), problem)]
+        hint = None
+        if loss_spec.name != DEFAULT_MOPD_LOSS and DEFAULT_MOPD_LOSS in self.registry.names("loss"):
+            hint = f"use the {DEFAULT_MOPD_LOSS!r} loss"
+        return loss_feed_problems(spec.name, loss_spec.name, loss, self.MOPD_LOSS_INPUTS, "the local host", hint)
 
     # -- run -------------------------------------------------------------------------------------
 
     def run_stage(self, spec: StageSpec, reporter: StageReporter | None = None) -> StageResult:
-        problems = self.check(spec)
+        problems = [p for p in self.check(spec) if p.is_error]
         if problems:
-            raise ValueError("; ".join(problems))
+            raise ValueError("; ".join(str(p) for p in problems))
         return _StageRun(self, spec, reporter or _SilentReporter()).run()
 
 

@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from cascade_plugins.config import error_lines
+from cascade_plugins.config import SectionError, SectionIssue, error_lines, section_error
 
 __all__ = [
     "HPARAMS_BY_KIND",
@@ -184,20 +184,22 @@ def format_validation_error(error: ValidationError, prefix: str, model: type[Bas
 
 
 def parse_hparams(kind: str, hparams: Mapping[str, Any]) -> StageHparams:
-    """Validate a stage's ``hparams`` for ``kind``; raises ``ValueError`` listing every problem."""
+    """Validate a stage's ``hparams`` for ``kind``; raises :class:`SectionError` (a ``ValueError``)
+    listing every problem with its key."""
     try:
         model = HPARAMS_BY_KIND[kind]
     except KeyError:
-        raise ValueError(f"kind: the local backend runs sft, grpo and mopd stages, not {kind!r}") from None
+        issue = SectionIssue(("kind",), f"the local backend runs sft, grpo and mopd stages, not {kind!r}")
+        raise SectionError([issue]) from None
     try:
         return model.model_validate(dict(hparams))
     except ValidationError as exc:
-        raise ValueError("; ".join(format_validation_error(exc, "hparams", model))) from None
+        raise section_error(model, exc, "hparams") from None
 
 
 def parse_model_config(model: Mapping[str, Any]) -> ModelConfig:
-    """Validate ``spec.model``; raises ``ValueError`` naming each bad key under ``model.``."""
+    """Validate ``spec.model``; raises :class:`SectionError` naming each bad key under ``model``."""
     try:
         return ModelConfig.model_validate(dict(model))
     except ValidationError as exc:
-        raise ValueError("; ".join(format_validation_error(exc, "model", ModelConfig))) from None
+        raise section_error(ModelConfig, exc, "model") from None

@@ -102,22 +102,10 @@ def generate(
     )
 
 
-_SAMPLE_FIELDS = ("prompt", "domain", "ground_truth", "tests", "problem", "answer", "metadata")
-
-
 def row_to_sample(row: dict[str, Any], response: str, domain: str) -> Sample:
-    """A data row plus a model response as the reward's :class:`Sample` (extra keys → metadata)."""
-    metadata = dict(row.get("metadata") or {})
-    metadata.update({k: v for k, v in row.items() if k not in _SAMPLE_FIELDS})
-    return Sample(
-        response=response,
-        prompt=row["prompt"],
-        domain=domain,
-        ground_truth=row.get("ground_truth"),
-        tests=row.get("tests"),
-        problem=row.get("problem"),
-        metadata=metadata,
-    )
+    """A data row plus a model response as the reward's :class:`Sample`, scored for ``domain``
+    (:meth:`Sample.from_row`: extra keys go to metadata)."""
+    return Sample.from_row(row, response=response, domain=domain)
 
 
 class ScoreCache:

@@ -29,7 +29,7 @@ from typing import IO, Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from cascade_plugins.atomic import write_text_atomic
-from cascade_plugins.backends.local.config import format_validation_error
+from cascade_plugins.config import SectionError, SectionIssue, section_error
 
 __all__ = ["METRICS_FILE", "StageTracker", "TrackingSettings", "check_tracking", "parse_tracking"]
 
@@ -57,33 +57,35 @@ def parse_tracking(section: Mapping[str, Any]) -> TrackingSettings:
     try:
         return TrackingSettings.model_validate(dict(section))
     except ValidationError as exc:
-        raise ValueError("; ".join(format_validation_error(exc, "logger", TrackingSettings))) from None
+        raise section_error(TrackingSettings, exc, "logger") from None
 
 
 def _installed(module: str) -> bool:
     return importlib.util.find_spec(module) is not None
 
 
-def check_tracking(section: Mapping[str, Any]) -> list[str]:
+def check_tracking(section: Mapping[str, Any]) -> list[SectionIssue]:
     """Problems with the ``logger:`` section on this host, found without writing anything."""
     try:
         settings = parse_tracking(section)
-    except ValueError as exc:
-        return [str(exc)]
+    except SectionError as exc:
+        return list(exc.issues)
     problems = []
     for key, name in (("mlflow_enabled", "MLflow"), ("swanlab_enabled", "SwanLab")):
         if getattr(settings, key):
-            problems.append(
-                f"logger.{key}: the local backend writes metrics.jsonl, TensorBoard and W&B; {name} is "
-                "only passed on to NeMo RL (backend nemo_rl)"
-            )
+            problems.append(SectionIssue(
+                ("logger", key),
+                f"the local backend writes metrics.jsonl, TensorBoard and W&B; {name} is only passed on to NeMo RL "
+                "(backend nemo_rl)",
+            ))
     if settings.tensorboard_enabled and not _installed("tensorboard"):
-        problems.append(
-            "logger.tensorboard_enabled: needs the 'tensorboard' package (pip install 'cascade-plugins[local]'), "
-            "or set it to false"
-        )
+        problems.append(SectionIssue(
+            ("logger", "tensorboard_enabled"), "needs the 'tensorboard' package (pip install 'cascade-plugins[local]')",
+            "or set it to false",
+        ))
     if settings.wandb_enabled and not _installed("wandb"):
-        problems.append("logger.wandb_enabled: needs the 'wandb' package (pip install wandb), or set it to false")
+        problems.append(SectionIssue(("logger", "wandb_enabled"), "needs the 'wandb' package (pip install wandb)",
+                                     "or set it to false"))
     return problems
 
 

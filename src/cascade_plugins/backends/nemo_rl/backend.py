@@ -49,6 +49,7 @@ from cascade_plugins.backends.nemo_rl.stage_checks import (
     validation_route,
 )
 from cascade_plugins.backends.nemo_rl.stage_config import (
+    DEFAULTS_KEY,
     MOPD_KEY,
     StageLayout,
     algorithm_for,
@@ -56,7 +57,8 @@ from cascade_plugins.backends.nemo_rl.stage_config import (
     parse_hparams,
     resolve_base,
 )
-from cascade_plugins.interfaces import StageReporter, StageResult, StageSpec
+from cascade_plugins.config import SectionError, SectionIssue
+from cascade_plugins.interfaces import PluginLookup, StageProblem, StageReporter, StageResult, StageSpec
 
 _PACKAGE_SRC = str(Path(__file__).resolve().parents[3])  # the folder holding cascade_plugins/
 _STEP_LINE = re.compile(r"Step\s+(\d+)\s*/\s*(\d+)")
@@ -68,20 +70,18 @@ class StageDeferred(RuntimeError):
     """``mode: emit``: the stage's command was written but not run."""
 
 
-def _is_our_reward(name: str) -> bool:
-    from cascade_plugins.backends.nemo_rl.host_reward import HostEnvironmentReward
-    from cascade_plugins.plugins import get_registry
-
-    return name != HostEnvironmentReward.name and name in get_registry().names("reward")
-
-
 class NemoRLBackend:
-    """Runs cascade stages through NeMo RL (see the module docstring for options)."""
+    """Runs cascade stages through NeMo RL (see the module docstring for options).
+
+    ``registry`` is the plan's plugin registry: the stage's rewards and loss are resolved there,
+    and its allow-list goes into the stage config, so the stage process and its environment
+    workers load the same plugins."""
 
     name = "nemo_rl"
 
     def __init__(
         self,
+        registry: PluginLookup,
         nemo_rl_root: str | None = None,
         python: str | None = None,
         launcher: str | Sequence[str] | None = None,
@@ -101,11 +101,12 @@ class NemoRLBackend:
         self.launcher = shlex.split(launcher) if isinstance(launcher, str) else list(launcher or [])
         self.mode = mode
         self.env = {str(k): str(v) for k, v in (env or {}).items()}
+        self.registry = registry
 
     # -- planning (no NeMo RL needed) -------------------------------------------------------------
 
     def stage_config(self, spec: StageSpec) -> dict[str, Any]:
-        return build_stage_config(spec, nemo_rl_root=self.nemo_rl_root, is_our_reward=_is_our_reward)
+        return build_stage_config(spec, nemo_rl_root=self.nemo_rl_root, registry=self.registry)
 
     def command(self, spec: StageSpec) -> list[str]:
         layout = StageLayout(Path(spec.output_dir))
@@ -186,24 +187,85 @@ class NemoRLBackend:
             path.chmod(0o755)
         return layout
 
-    def plan_notes(self, spec: StageSpec) -> list[str]:
-        """What ``cascade plan`` should tell about ``spec`` that is not a problem."""
-        from cascade_plugins.backends.nemo_rl import compat
+    def check(self, spec: StageSpec) -> list[StageProblem]:
+        """What would stop ``spec`` (keyed by its ``hparams`` / ``rewards`` / ``loss`` / ... keys),
+        and notes for ``cascade plan`` (``severity="note"``)."""
+        problems: list[StageProblem] = []
 
-        notes: list[str] = []
+        def add(issues: Any, severity: Literal["error", "note"] = "error") -> None:
+            problems.extend(StageProblem(spec.name, i.key, i.message, i.hint, severity) for i in issues)
+
+        try:
+            algorithm_for(spec.kind)
+            hparams = parse_hparams(spec.hparams)
+        except SectionError as exc:
+            add(exc.issues)
+            return problems
+        for section, key in _OWNED_KEYS:
+            if key in (hparams.nemo_rl.overrides.get(section) or {}):
+                add([SectionIssue(("hparams", "nemo_rl", "overrides", section, key),
+                                  "set by the backend for every stage", "remove it")])
+        try:
+            base = resolve_base(hparams.nemo_rl.defaults, spec.kind, self.nemo_rl_root)
+            if not base.is_file():
+                add([SectionIssue(DEFAULTS_KEY, f"NeMo RL config not found: {base}")])
+        except SectionError as exc:
+            add(exc.issues)
+        child: dict[str, Any] | None = None
         try:
             child = self.stage_config(spec)
-        except ValueError:
-            return notes  # check() reports it
-        resolved, _ = resolve_child(child)
+        except SectionError as exc:
+            add(exc.issues)
+        except ValueError as exc:  # a name NeMo RL cannot take, say: still a refusal of this stage
+            add([SectionIssue((), str(exc))])
+        if child is not None and Path(str(child["defaults"])).is_file():
+            errors, notes = self._config_problems(spec, child, hparams)
+            add(errors)
+            add(notes, "note")
+        if spec.kind == "mopd":
+            missing = sorted(set(spec.data) - set(spec.teachers))
+            if missing:
+                add([SectionIssue(("teachers",), f"mopd stage has no teacher for domain(s) {', '.join(missing)}")])
+        if self.mode == "run" and not Path(self.python).exists():
+            add([SectionIssue(("backend", "python"), f"{self.python} does not exist")])
+        return problems
+
+    def _config_problems(
+        self, spec: StageSpec, child: dict[str, Any], hparams: Any
+    ) -> tuple[list[SectionIssue], list[SectionIssue]]:
+        """The stage config as NeMo RL will read it: loadable, valid upstream (when NeMo RL is
+        importable here), and ranked by a metric its validation reports; and the notes."""
+        from cascade_plugins.backends.nemo_rl import compat
+
+        resolved, why = resolve_child(child)
         if resolved is None:
-            return notes
+            return [SectionIssue(DEFAULTS_KEY, f"NeMo RL cannot load the stage config: {why}")], []
+        overrides = hparams.nemo_rl.overrides
+        algorithm = algorithm_for(spec.kind)
+        problems = metric_problems(resolved, overrides, hparams.nemo_rl.select, algorithm)
+        notes = self._notes(spec, resolved)
+        if compat.nemo_rl_available():
+            problems += upstream_problems(child, resolved, algorithm, overrides)
+        else:
+            notes.append(SectionIssue(
+                (),
+                "NeMo RL is not importable in this Python, so the stage config was not validated against NeMo RL's "
+                "loader and MasterConfig",
+                "run `cascade plan` in NeMo RL's venv for that check",
+            ))
+        return problems, notes
+
+    def _notes(self, spec: StageSpec, resolved: Mapping[str, Any]) -> list[SectionIssue]:
+        """What ``cascade plan`` should tell about ``spec`` that is not a problem."""
+        notes: list[SectionIssue] = []
         if spec.kind != "sft" and validation_route(resolved) == "gym" and not validates(resolved):
-            notes.append(
-                "trains through NeMo-Gym and runs no validation (grpo.val_period 0: the cascade's eval "
-                "sets are not added to Gym stages), so its checkpoint gets no per-domain scores and "
-                "'best:<domain>' teachers never choose it; name the stage instead to use it as a teacher"
-            )
+            notes.append(SectionIssue(
+                (),
+                "trains through NeMo-Gym and runs no validation (grpo.val_period 0: the cascade's eval sets are not "
+                "added to Gym stages), so its checkpoint gets no per-domain scores and 'best:<domain>' teachers "
+                "never choose it",
+                "name the stage instead to use it as a teacher",
+            ))
         mopd = resolved.get(MOPD_KEY)
         if spec.kind == "mopd" and isinstance(mopd, dict):
             from cascade_plugins.backends.nemo_rl.mopd_runtime import REFERENCE_TEACHER, plan_teachers
@@ -213,71 +275,15 @@ class NemoRLBackend:
                                  not skip_reference)
             reused = sorted(t for t, a in plan.teacher_for_task.items() if a == REFERENCE_TEACHER)
             via_reference = f"; {', '.join(reused)}: the starting checkpoint, scored by the reference policy"
-            notes.append(
+            loss = (mopd.get("loss") or {}).get("name")
+            notes.append(SectionIssue(
+                ("loss",),
                 f"MOPD: {len(plan.policies)} teacher policies share the training GPUs with the student and its "
                 f"generation engine (the training cluster holds {len(plan.policies)} more worker groups)"
                 + (via_reference if reused else "")
-                + "; loss_fn is set from the stage's loss options (NeMo RL's ClippedPGLossFn, REINFORCE + ICE-POP)"
-            )
-        if not compat.nemo_rl_available():
-            notes.append(
-                "NeMo RL is not importable in this Python, so the stage config was not validated against "
-                "NeMo RL's loader and MasterConfig; run `cascade plan` in NeMo RL's venv for that check"
-            )
+                + f"; loss {loss!r} runs as NeMo RL's ClippedPGLossFn (REINFORCE + ICE-POP) set from its options",
+            ))
         return notes
-
-    def check(self, spec: StageSpec) -> list[str]:
-        problems: list[str] = []
-        try:
-            algorithm_for(spec.kind)
-        except ValueError as exc:
-            return [str(exc)]
-        try:
-            hparams = parse_hparams(spec.hparams)
-        except ValueError as exc:
-            return [str(exc)]
-        for section, key in _OWNED_KEYS:
-            if key in (hparams.nemo_rl.overrides.get(section) or {}):
-                problems.append(
-                    f"hparams.nemo_rl.overrides.{section}.{key}: set by the backend for every stage; remove it"
-                )
-        try:
-            base = resolve_base(hparams.nemo_rl.defaults, spec.kind, self.nemo_rl_root)
-            if not base.is_file():
-                problems.append(f"hparams.nemo_rl.defaults: NeMo RL config not found: {base}")
-        except ValueError as exc:
-            problems.append(str(exc))
-        child: dict[str, Any] | None = None
-        try:
-            child = self.stage_config(spec)
-        except ValueError as exc:
-            problems.append(str(exc))
-        if child is not None and Path(str(child["defaults"])).is_file():
-            problems += self._config_problems(spec, child, hparams)
-        if spec.init is not None and spec.init.format != "hf":
-            problems.append(f"init checkpoint {spec.init.path} is {spec.init.format!r}; stages hand over HF weights")
-        if spec.kind == "mopd":
-            missing = sorted(set(spec.data) - set(spec.teachers))
-            if missing:
-                problems.append(f"mopd stage has no teacher for domain(s) {missing}")
-        if self.mode == "run" and not Path(self.python).exists():
-            problems.append(f"backend option python: {self.python} does not exist")
-        return problems
-
-    def _config_problems(self, spec: StageSpec, child: dict[str, Any], hparams: Any) -> list[str]:
-        """The stage config as NeMo RL will read it: loadable, valid upstream (when NeMo RL is
-        importable here), and ranked by a metric its validation reports."""
-        from cascade_plugins.backends.nemo_rl import compat
-
-        resolved, why = resolve_child(child)
-        if resolved is None:
-            return [f"hparams.nemo_rl.defaults: NeMo RL cannot load the stage config: {why}"]
-        overrides = hparams.nemo_rl.overrides
-        algorithm = algorithm_for(spec.kind)
-        problems = metric_problems(resolved, overrides, hparams.nemo_rl.select, algorithm)
-        if compat.nemo_rl_available():
-            problems += upstream_problems(child, resolved, algorithm, overrides)
-        return problems
 
     # -- running --------------------------------------------------------------------------------
 

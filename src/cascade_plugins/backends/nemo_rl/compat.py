@@ -19,11 +19,25 @@ from __future__ import annotations
 
 import contextlib
 import sys
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 Algorithm = Literal["grpo", "sft"]
+
+
+@dataclass
+class EnvRegistries:
+    """NeMo RL's environment, actor-environment and processor registries (:func:`env_registries`),
+    or stand-ins with the same behaviour."""
+
+    env_registry: MutableMapping[str, Any]  # ENV_REGISTRY: name -> {"actor_class_fqn": ...}
+    register_env: Callable[[str, str], None]
+    actor_registry: MutableMapping[str, str]  # ACTOR_ENVIRONMENT_REGISTRY: fqn -> python executable
+    system_executable: str
+    processor_registry: MutableMapping[str, Any]  # PROCESSOR_REGISTRY: name -> function
+    register_processor: Callable[[str, Any], None]
 
 
 def apply_python_shims() -> None:
@@ -76,14 +90,12 @@ def system_python_executable() -> str:
     return str(PY_EXECUTABLES.SYSTEM)
 
 
-def env_registries() -> Any:
+def env_registries() -> EnvRegistries:
     """NeMo RL's environment, actor-environment and processor registries."""
     apply_python_shims()
     from nemo_rl.data import processors
     from nemo_rl.distributed import ray_actor_environment_registry as actor_envs
     from nemo_rl.environments import utils as env_utils
-
-    from cascade_plugins.backends.nemo_rl.registration import EnvRegistries
 
     return EnvRegistries(
         env_registry=env_utils.ENV_REGISTRY,

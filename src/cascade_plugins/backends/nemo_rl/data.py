@@ -18,13 +18,15 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from cascade_plugins.interfaces import TARGET_KEYS, Sample
 from cascade_plugins.jsonl import JsonlError
 
 #: the column of the Hugging Face dataset that holds each row as JSON text (rows have nested,
 #: heterogeneous values such as test lists, which Arrow columns cannot hold uniformly)
 ROW_COLUMN = "cascade_row"
 
-_TARGET_KEYS = ("ground_truth", "tests", "problem")
+#: keys NeMo RL's dataset adds to a row (the routing task, our JSON column): not the row's own
+_NEMO_RL_KEYS = ("task_name", ROW_COLUMN)
 
 
 #: a data row that cannot be used; the message names the file, line and key
@@ -50,36 +52,30 @@ def prompt_messages(row: Mapping[str, Any], where: str = "row") -> list[dict[str
     return [{"role": "user", "content": prompt}]
 
 
-def extra_env_info(row: Mapping[str, Any], where: str = "row", *, require_target: bool = True) -> dict[str, Any]:
-    """What our environments read: ``ground_truth``/``tests``/``problem`` (those present),
-    ``domain``, the raw ``prompt`` text, and every other key under ``metadata``.
+def extra_env_info(
+    row: Mapping[str, Any], where: str = "row", *, require_target: bool = True, domain: str | None = None
+) -> dict[str, Any]:
+    """What our environments read, as :meth:`Sample.from_row` reads the row (the one rule for
+    every backend): ``ground_truth``/``tests``/``problem`` (those set), the ``prompt`` text,
+    ``domain`` (``domain`` given: the domain the row is routed to, else the row's), and every
+    other key under ``metadata``. :func:`~.env_core.sample_from_message_log` turns it back into
+    the :class:`Sample` with the model's response.
 
     ``require_target=False`` accepts prompt-only rows (distillation-only domains).
-    A chat row whose last turn is the assistant's and that has no explicit target uses that turn
-    as ``ground_truth`` (the layout of NeMo RL's own math datasets).
     """
-    info: dict[str, Any] = {key: row[key] for key in _TARGET_KEYS if key in row}
-    messages = row.get("messages")
-    if (
-        not info
-        and isinstance(messages, list)
-        and messages
-        and isinstance(messages[-1], Mapping)
-        and messages[-1].get("role") == "assistant"
-    ):
-        info["ground_truth"] = messages[-1].get("content")
+    prompt_messages(row, where)  # a usable prompt, or the error says which key is wrong
+    try:
+        sample = Sample.from_row({k: v for k, v in row.items() if k not in _NEMO_RL_KEYS}, response="", domain=domain)
+    except (TypeError, ValueError) as exc:
+        raise DataRowError(f"{where}: {exc}") from None
+    info: dict[str, Any] = {key: getattr(sample, key) for key in TARGET_KEYS if getattr(sample, key) is not None}
     if not info and require_target:
-        raise DataRowError(f"{where}: has none of {list(_TARGET_KEYS)}: nothing to score against")
-    turns = prompt_messages(row, where)
-    user_turns = [m for m in turns if m["role"] == "user"]
-    info["prompt"] = str(user_turns[-1].get("content", "")) if user_turns else ""
-    if row.get("domain") is not None:
-        info["domain"] = row["domain"]
-    metadata = dict(row.get("metadata") or {})
-    skip = {*_TARGET_KEYS, "prompt", "messages", "domain", "metadata", "task_name", ROW_COLUMN}
-    metadata.update({k: v for k, v in row.items() if k not in skip})
-    if metadata:
-        info["metadata"] = metadata
+        raise DataRowError(f"{where}: has none of {list(TARGET_KEYS)}: nothing to score against")
+    info["prompt"] = sample.prompt
+    if sample.domain is not None:
+        info["domain"] = sample.domain
+    if sample.metadata:
+        info["metadata"] = sample.metadata
     return info
 
 
@@ -108,9 +104,10 @@ def cascade_data_processor(
     (``loss_multiplier = 0``), as NeMo RL's own processors do.
     """
     row = decode_row(datum_dict)
-    where = f"sample {idx} of task {row.get('task_name')!r}"
-    info = extra_env_info(row, where, require_target=False)
-    info.setdefault("domain", row.get("task_name") or getattr(task_data_spec, "task_name", None))
+    task_name = row.get("task_name") or getattr(task_data_spec, "task_name", None)
+    where = f"sample {idx} of task {task_name!r}"
+    # the task a row is routed by is the domain it is scored for (as the local host's stage domain)
+    info = extra_env_info(row, where, require_target=False, domain=task_name)
     turns = prompt_messages(row, where)
     template = getattr(task_data_spec, "prompt", None)
     system = getattr(task_data_spec, "system_prompt", None)
@@ -131,7 +128,6 @@ def cascade_data_processor(
     if max_seq_length is not None and length >= max_seq_length:
         token_ids = token_ids[: min(4, max_seq_length)]
         loss_multiplier = 0.0
-    task_name = row.get("task_name") or getattr(task_data_spec, "task_name", None)
     return {
         "message_log": [{"role": "user", "content": text, "token_ids": token_ids}],
         "length": length,

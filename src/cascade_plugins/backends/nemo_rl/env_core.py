@@ -17,8 +17,6 @@ from typing import Any
 
 from cascade_plugins.interfaces import RewardResult, Sample, Verdict
 
-#: ``extra_env_info`` keys that map onto :class:`Sample` fields
-SAMPLE_KEYS = ("ground_truth", "tests", "problem", "domain", "prompt")
 #: the reward name of a distillation-only environment: every response scores 0 and no reward runs
 #: (MOPD trains on the teachers' log-probs only; NeMo RL still routes each task to an environment)
 NO_REWARD = "none"
@@ -94,19 +92,15 @@ def _content_text(content: Any) -> str:
 
 
 def sample_from_message_log(message_log: Sequence[Mapping[str, Any]], info: Mapping[str, Any] | None) -> Sample:
-    """One :class:`Sample`: the response is every assistant turn joined (as NeMo RL's math env does),
-    the prompt is the last user turn unless ``extra_env_info`` carries the raw ``prompt``."""
-    info = dict(info or {})
+    """One :class:`Sample` from ``extra_env_info`` by :meth:`Sample.from_row` (the rule every
+    backend uses); the response is every assistant turn joined (as NeMo RL's math env does), the
+    prompt is the last user turn unless ``extra_env_info`` carries the raw ``prompt``."""
+    row = dict(info or {})
     response = "".join(_content_text(m.get("content")) for m in message_log if m.get("role") == "assistant")
-    user_turns = [_content_text(m.get("content")) for m in message_log if m.get("role") == "user"]
-    prompt = info.pop("prompt", None)
-    if not isinstance(prompt, str):
-        prompt = user_turns[-1] if user_turns else ""
-    metadata = dict(info.pop("metadata", None) or {})
-    kwargs = {key: info.pop(key) for key in ("ground_truth", "tests", "problem") if key in info}
-    domain = info.pop("domain", None)
-    metadata.update(info)  # anything else the row carried
-    return Sample(response=response, prompt=prompt, domain=domain, metadata=metadata, **kwargs)
+    if not isinstance(row.get("prompt"), str):
+        user_turns = [_content_text(m.get("content")) for m in message_log if m.get("role") == "user"]
+        row["prompt"] = user_turns[-1] if user_turns else ""
+    return Sample.from_row(row, response=response)
 
 
 def split_for_workers(items: Sequence[Any], num_workers: int) -> list[tuple[int, list[Any]]]:
@@ -152,7 +146,7 @@ def updated_metadata(info: Mapping[str, Any] | None, result: RewardResult) -> di
 
 def unscored(n: int) -> list[RewardResult]:
     """Results of a distillation-only environment."""
-    return [RewardResult(reward=0.0, verdict="unscored") for _ in range(n)]
+    return [RewardResult(reward=0.0, verdict=Verdict.UNSCORED) for _ in range(n)]
 
 
 def batch_metrics(rewards: Sequence[float], verdicts: Sequence[str]) -> dict[str, float]:

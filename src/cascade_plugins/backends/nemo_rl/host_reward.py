@@ -9,7 +9,8 @@ processor: nemo_gym_data_processor}``) and the environment's settings come from 
 ``hparams.nemo_rl.overrides.env``.
 
 Outside NeMo RL there is nothing to score with: :meth:`HostEnvironmentReward.score` returns an
-``error`` verdict per sample saying so (and the local backend cannot run such stages).
+``error`` verdict per sample saying so; it declares ``scored_by = "nemo_rl"``, so the local
+backend refuses it at plan time.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ class HostEnvironmentReward:
     """A placeholder that names the NeMo RL environment scoring a domain."""
 
     name = "nemo_rl_env"
+    #: scored by the nemo_rl backend's NeMo RL environments; other backends refuse it at plan time
+    scored_by = "nemo_rl"
 
     def __init__(
         self,

@@ -2,33 +2,27 @@
 
 NeMo RL needs two entries per environment: ``register_env(name, fqn)`` (which raises on a
 duplicate name) and ``ACTOR_ENVIRONMENT_REGISTRY[fqn]`` (without it ``create_env`` raises
-``No actor environment registered``). Both go through :class:`EnvRegistries`, the boundary to
-NeMo RL, so the logic here is tested with plain dicts.
+``No actor environment registered``). Both go through :class:`~.compat.EnvRegistries`, the
+boundary to NeMo RL, so the logic here is tested with plain dicts. This module depends on
+:mod:`.compat`, never the other way round.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, MutableMapping
-from dataclasses import dataclass
+from collections.abc import Iterable
 from typing import Any
 
+from cascade_plugins.backends.nemo_rl import compat
+from cascade_plugins.backends.nemo_rl.compat import EnvRegistries
 from cascade_plugins.backends.nemo_rl.names import PROCESSOR_NAME, env_class_fqn, env_name_for_reward
+from cascade_plugins.interfaces import PluginLookup
+
+__all__ = ["EnvRegistries", "RegistrationConflictError", "register_all", "register_environment",
+           "register_environments", "register_processor"]
 
 
 class RegistrationConflictError(ValueError):
     """A name is already registered in NeMo RL for something else."""
-
-
-@dataclass
-class EnvRegistries:
-    """NeMo RL's registries, or stand-ins with the same behaviour."""
-
-    env_registry: MutableMapping[str, Any]  # ENV_REGISTRY: name -> {"actor_class_fqn": ...}
-    register_env: Callable[[str, str], None]
-    actor_registry: MutableMapping[str, str]  # ACTOR_ENVIRONMENT_REGISTRY: fqn -> python executable
-    system_executable: str
-    processor_registry: MutableMapping[str, Any]  # PROCESSOR_REGISTRY: name -> function
-    register_processor: Callable[[str, Any], None]
 
 
 def _registered_fqn(entry: Any) -> str | None:
@@ -71,23 +65,27 @@ def register_environments(
     *,
     rewards: Iterable[str] | None = None,
     registries: EnvRegistries | None = None,
+    registry: PluginLookup | None = None,
 ) -> dict[str, str]:
     """Register environments by name (``cascade_math``) and/or by reward (``math``).
 
-    With neither given, every reward of the plugin registry is registered. Returns name -> FQN.
+    With neither given, every reward of ``registry`` is registered: by default the plugins this
+    process may load (``CASCADE_PLUGINS``), for a NeMo RL user's own entry script. Returns
+    name -> FQN.
     """
     if registries is None:
-        from cascade_plugins.backends.nemo_rl import compat
-
         registries = compat.env_registries()
     names = list(env_names or [])
     if rewards is not None:
         names += [env_name_for_reward(r) for r in rewards]
     if env_names is None and rewards is None:
         from cascade_plugins.backends.nemo_rl.host_reward import HostEnvironmentReward
-        from cascade_plugins.plugins import get_registry
 
-        names = [env_name_for_reward(r) for r in get_registry().names("reward") if r != HostEnvironmentReward.name]
+        if registry is None:
+            from cascade_plugins.plugins import get_registry
+
+            registry = get_registry()
+        names = [env_name_for_reward(r) for r in registry.names("reward") if r != HostEnvironmentReward.name]
     return {name: register_environment(name, registries) for name in dict.fromkeys(names)}
 
 
@@ -96,13 +94,12 @@ def register_all(
     *,
     rewards: Iterable[str] | None = None,
     registries: EnvRegistries | None = None,
+    registry: PluginLookup | None = None,
 ) -> dict[str, str]:
     """Everything a NeMo RL entry script needs: our environments and our data processor."""
     from cascade_plugins.backends.nemo_rl.data import cascade_data_processor
 
     if registries is None:
-        from cascade_plugins.backends.nemo_rl import compat
-
         registries = compat.env_registries()
     register_processor(registries, cascade_data_processor)
-    return register_environments(env_names, rewards=rewards, registries=registries)
+    return register_environments(env_names, rewards=rewards, registries=registries, registry=registry)

@@ -7,8 +7,8 @@
 - :func:`metric_problems`: ``checkpointing.metric_name`` against what the stage's validation
   reports (NeMo RL raises ``Metric ... not found`` at the first checkpoint otherwise).
 
-Messages start with the ``hparams.`` key they are about, so ``cascade plan`` shows them at the line
-that set it.
+Each problem is a :class:`~cascade_plugins.config.SectionIssue` keyed by the ``hparams`` key it is
+about, so ``cascade plan`` shows it at the line that set it.
 """
 
 from __future__ import annotations
@@ -24,6 +24,9 @@ from typing import Any, Literal
 import yaml
 
 from cascade_plugins.backends.nemo_rl.stage_config import MOPD_KEY
+from cascade_plugins.config import SectionIssue
+
+Key = tuple[str | int, ...]
 
 #: what NeMo RL's ``grpo.validate`` reports when validation goes through environments (not Gym)
 ENVIRONMENT_VAL_METRICS = ("accuracy", "avg_length")
@@ -105,13 +108,16 @@ def _has_path(tree: Any, path: tuple[str, ...]) -> bool:
     return True
 
 
-def hparam_key(path: tuple[str, ...], overrides: Mapping[str, Any]) -> str:
-    """The ``hparams.`` key a NeMo RL key came from: ``hparams.nemo_rl.overrides.<path>`` when the
+def hparam_key(path: tuple[str, ...], overrides: Mapping[str, Any]) -> Key:
+    """The ``hparams`` key a NeMo RL key came from: ``hparams.nemo_rl.overrides.<path>`` when the
     overrides set it, else the base config (``hparams.nemo_rl.defaults``)."""
     for depth in range(len(path), 0, -1):
         if _has_path(overrides, path[:depth]):
-            return "hparams.nemo_rl.overrides." + ".".join(path[:depth])
-    return "hparams.nemo_rl.defaults"
+            return ("hparams", "nemo_rl", "overrides", *path[:depth])
+    return ("hparams", "nemo_rl", "defaults")
+
+
+SELECT_KEY: Key = ("hparams", "nemo_rl", "select")
 
 
 # -- the metric best-checkpoint selection ranks by ------------------------------------------------
@@ -141,7 +147,7 @@ def reported_val_metrics(config: Mapping[str, Any]) -> tuple[str, ...]:
 
 def metric_problems(
     config: Mapping[str, Any], overrides: Mapping[str, Any], select: Literal["best", "last"], algorithm: str
-) -> list[str]:
+) -> list[SectionIssue]:
     """``checkpointing.metric_name`` against the stage's validation (GRPO stages)."""
     if algorithm != "grpo":
         return []
@@ -150,32 +156,33 @@ def metric_problems(
     key = hparam_key(("checkpointing", "metric_name"), overrides)
     if name is None:
         if select == "best":
-            return ["hparams.nemo_rl.select: 'best' needs checkpointing.metric_name (e.g. 'val:accuracy')"]
+            return [SectionIssue(SELECT_KEY, "'best' needs checkpointing.metric_name (e.g. 'val:accuracy')")]
         return []
     prefix, _, metric = str(name).partition(":")
     if prefix not in ("val", "train") or not metric:
-        return [f"{key}: {name!r} must be 'val:<metric>' or 'train:<metric>'"]
+        return [SectionIssue(key, f"{name!r} must be 'val:<metric>' or 'train:<metric>'")]
     if prefix != "val":
         return []
     if not validates(config):
         if select == "best":
-            return [
-                f"hparams.nemo_rl.select: 'best' ranks checkpoints by {name!r}, but this stage runs no "
-                "validation (grpo.val_period 0 and no val_at_end), so every checkpoint would tie; "
-                "use select: last or give the stage validation"
-            ]
+            return [SectionIssue(
+                SELECT_KEY,
+                f"'best' ranks checkpoints by {name!r}, but this stage runs no validation (grpo.val_period 0 and "
+                "no val_at_end), so every checkpoint would tie",
+                "use select: last or give the stage validation",
+            )]
         return []
     if validation_route(config) == "environments":
         reported = reported_val_metrics(config)
         if metric not in reported:
             close = difflib.get_close_matches(metric, reported, n=1)
-            hint = f"; did you mean 'val:{close[0]}'?" if close else ""
-            return [
-                f"{key}: {name!r} is not reported by this stage's validation: it runs through "
-                f"environments (not NeMo-Gym) and NeMo RL's validate reports only "
-                f"{', '.join(repr('val:' + m) for m in reported)}; NeMo RL would stop at the first "
-                f"checkpoint ('Metric {metric} not found'){hint}"
-            ]
+            return [SectionIssue(
+                key,
+                f"{name!r} is not reported by this stage's validation: it runs through environments (not "
+                f"NeMo-Gym) and NeMo RL's validate reports only {', '.join(repr('val:' + m) for m in reported)}; "
+                f"NeMo RL would stop at the first checkpoint ('Metric {metric} not found')",
+                f"did you mean 'val:{close[0]}'?" if close else None,
+            )]
     return []
 
 
@@ -233,31 +240,33 @@ def unknown_keys(
 
 def unknown_key_problems(
     child: Mapping[str, Any], base: Mapping[str, Any], master_config: type, overrides: Mapping[str, Any]
-) -> list[str]:
+) -> list[SectionIssue]:
     problems = []
     top = {k: v for k, v in child.items() if k not in UNCHECKED_SECTIONS}
     for path, known in unknown_keys(top, base, master_config):
         close = difflib.get_close_matches(path[-1], known, n=1, cutoff=0.75)
-        hint = f"; did you mean {'.'.join((*path[:-1], close[0]))!r}?" if close else ""
+        hint = f"did you mean {'.'.join((*path[:-1], close[0]))!r}?" if close else None
         where = ".".join(path[:-1]) or "the top level"
-        problems.append(f"{hparam_key(path, overrides)}: NeMo RL has no key {path[-1]!r} under {where}{hint}")
+        problems.append(SectionIssue(hparam_key(path, overrides), f"NeMo RL has no key {path[-1]!r} under {where}",
+                                     hint))
     return problems
 
 
-def _pydantic_problems(exc: Exception, overrides: Mapping[str, Any]) -> list[str]:
+def _pydantic_problems(exc: Exception, overrides: Mapping[str, Any]) -> list[SectionIssue]:
     problems = []
     for item in exc.errors():  # type: ignore[attr-defined]
         loc = tuple(str(p) for p in item["loc"] if not isinstance(p, int))
         got = item.get("input")
         shown = f" (got {got!r})" if isinstance(got, str | int | float | bool) else ""
-        problems.append(f"{hparam_key(loc, overrides)}: NeMo RL rejects {'.'.join(loc)}: {item['msg']}{shown}")
+        message = f"NeMo RL rejects {'.'.join(loc)}: {item['msg']}{shown}"
+        problems.append(SectionIssue(hparam_key(loc, overrides), message))
     return problems
 
 
 def upstream_problems(
     child: Mapping[str, Any], resolved: Mapping[str, Any], algorithm: Literal["grpo", "sft"],
     overrides: Mapping[str, Any],
-) -> list[str]:
+) -> list[SectionIssue]:
     """``resolved`` (the stage config through NeMo RL's loader) through upstream ``MasterConfig``,
     and ``child``'s keys against the keys NeMo RL knows. NeMo RL must be importable."""
     import pydantic
@@ -265,7 +274,7 @@ def upstream_problems(
     from cascade_plugins.backends.nemo_rl import compat
 
     master = compat.master_config_class(algorithm)
-    problems: list[str] = []
+    problems: list[SectionIssue] = []
     try:
         compat.validate_master_config(algorithm, resolved)
     except pydantic.ValidationError as exc:

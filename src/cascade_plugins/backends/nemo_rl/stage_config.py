@@ -23,7 +23,7 @@ share one), ``policy.model_name`` = the previous stage's HF weights, ``logger.lo
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -32,14 +32,17 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from cascade_plugins.backends.nemo_rl.env_core import NO_REWARD
 from cascade_plugins.backends.nemo_rl.host_reward import HostEnvironmentReward
+from cascade_plugins.backends.nemo_rl.losses import realise_loss
 from cascade_plugins.backends.nemo_rl.names import PROCESSOR_NAME, env_name_for_reward
-from cascade_plugins.config import error_lines
-from cascade_plugins.interfaces import RewardSpec, StageSpec
+from cascade_plugins.config import SectionError, SectionIssue, section_error
+from cascade_plugins.interfaces import PluginLookup, RewardSpec, StageSpec
 
 HOST_REWARD = HostEnvironmentReward.name
 DATASET_CLASS = "cascade_plugins.backends.nemo_rl.dataset.CascadeJsonlDataset"
 #: top-level key of the NeMo RL config that configures our synchronous MOPD path
 MOPD_KEY = "cascade_mopd"
+#: the stage key of the base NeMo RL config
+DEFAULTS_KEY = ("hparams", "nemo_rl", "defaults")
 
 DEFAULT_BASES: dict[str, str] = {
     "grpo": "examples/configs/grpo_math_1B.yaml",
@@ -106,11 +109,15 @@ class NemoRLHparams(BaseModel):
 
 
 def parse_hparams(hparams: Mapping[str, Any]) -> NemoRLHparams:
-    """Validate; raises ``ValueError`` with one ``hparams.<key>: <problem>`` line per problem."""
+    """Validate; raises :class:`SectionError` (a ``ValueError``) with one issue per problem."""
     try:
         return NemoRLHparams.model_validate(dict(hparams))
     except ValidationError as exc:
-        raise ValueError("; ".join(error_lines(NemoRLHparams, exc, "hparams"))) from None
+        raise section_error(NemoRLHparams, exc, "hparams") from None
+
+
+def _refuse(key: tuple[str | int, ...], message: str, hint: str | None = None) -> SectionError:
+    return SectionError([SectionIssue(key, message, hint)])
 
 
 def _set(tree: dict[str, Any], dotted: str, value: Any) -> None:
@@ -253,14 +260,12 @@ def resolve_base(defaults: str | None, kind: str, nemo_rl_root: Path | None) -> 
     """Absolute path of the stage's base YAML."""
     base = defaults or DEFAULT_BASES.get(kind)
     if base is None:
-        raise ValueError(f"hparams.nemo_rl.defaults: no default NeMo RL config for stage kind {kind!r}")
+        raise _refuse(DEFAULTS_KEY, f"no default NeMo RL config for stage kind {kind!r}")
     path = Path(base).expanduser()
     if not path.is_absolute():
         if nemo_rl_root is None:
-            raise ValueError(
-                f"hparams.nemo_rl.defaults: {base!r} is relative but the NeMo RL checkout is unknown "
-                "(set the backend option nemo_rl_root or NEMO_RL_ROOT)"
-            )
+            raise _refuse(DEFAULTS_KEY, f"{base!r} is relative but the NeMo RL checkout is unknown",
+                          "set the backend option nemo_rl_root or NEMO_RL_ROOT")
         path = nemo_rl_root / path
     return path
 
@@ -269,16 +274,14 @@ def init_model_name(spec: StageSpec) -> str:
     """What ``policy.model_name`` starts from: the previous stage's HF weights, else the model."""
     if spec.init is not None:
         if spec.init.format != "hf":
-            raise ValueError(
-                f"stage {spec.name!r}: init checkpoint {spec.init.path} is {spec.init.format!r}; "
-                "NeMo RL stages start from Hugging Face weights"
-            )
+            raise _refuse(("init",), f"checkpoint {spec.init.path} is {spec.init.format!r}; NeMo RL stages start "
+                          "from Hugging Face weights")
         return spec.init.path
     for key in ("path", "name", "model_name"):
         value = spec.model.get(key)
         if isinstance(value, str) and value:
             return value
-    raise ValueError(f"stage {spec.name!r}: no init checkpoint and no model.path / model.name to start from")
+    raise _refuse(("model",), "no init checkpoint and no model.path / model.name to start from")
 
 
 def _dataset_entry(domain: str, path: str, env_name: str, *, require_target: bool = True) -> dict[str, Any]:
@@ -316,76 +319,54 @@ class DomainRoute:
 
 def route_domain(
     kind: str, domain: str, path: str, reward: RewardSpec | None, is_our_reward: Callable[[str], bool], workers: int,
-    worker_cpus: float = 1.0,
+    worker_cpus: float = 1.0, plugins: Sequence[str] | None = None, key: tuple[str | int, ...] | None = None,
 ) -> DomainRoute:
+    """How ``domain``'s data reaches NeMo RL; ``plugins`` (the plan's allow-list) goes to our
+    environments so their reward workers load the same plugins. Errors are keyed at ``key``
+    (default ``rewards.<domain>``)."""
+    key = key or ("rewards", domain)
     if reward is not None and reward.name == HOST_REWARD:
         options = dict(reward.options)
         env = options.get("env")
         if not isinstance(env, str) or not env:
-            raise ValueError(f"domain {domain!r}: reward nemo_rl_env needs option 'env'")
+            raise _refuse(key, "reward nemo_rl_env needs option 'env' (the NeMo RL environment that scores it)")
         if kind == "mopd":  # the synchronous MOPD path cannot call NeMo-Gym; the reward is unused
-            return route_domain(kind, domain, path, None, is_our_reward, workers, worker_cpus)
+            return route_domain(kind, domain, path, None, is_our_reward, workers, worker_cpus, plugins, key)
         entry = {**dict(options.get("dataset") or {}), "data_path": str(path), "env_name": env}
         return DomainRoute("host", env, entry, None)
     if reward is None or not is_our_reward(reward.name):
         if kind != "mopd":
             name = reward.name if reward else None
-            raise ValueError(f"domain {domain!r}: reward {name!r} is not a registered reward")
+            raise _refuse(key, f"reward {name!r} is not a registered reward of the plugins this cascade loads")
         env_name = env_name_for_reward(NO_REWARD)
         entry = _dataset_entry(domain, path, env_name, require_target=False)
         return DomainRoute("distill", env_name, entry, {"reward": NO_REWARD})
     env_name = env_name_for_domain(domain, reward)
-    config = {"reward": reward.name, "reward_options": dict(reward.options), "num_workers": workers,
-              "cpus_per_worker": worker_cpus}
+    config: dict[str, Any] = {"reward": reward.name, "reward_options": dict(reward.options), "num_workers": workers,
+                              "cpus_per_worker": worker_cpus}
+    if plugins is not None:
+        config["plugins"] = list(plugins)
     return DomainRoute("ours", env_name, _dataset_entry(domain, path, env_name), config)
 
 
-MOPD_LOSS = "mopd"
+def our_rewards(registry: PluginLookup) -> Callable[[str], bool]:
+    """``is_our_reward`` for :func:`route_domain`: a reward of ``registry`` (the plan's), routed to
+    a ``cascade_<reward>`` environment; ``nemo_rl_env`` names a NeMo RL environment instead."""
+    names = frozenset(registry.names("reward")) - {HOST_REWARD}
+    return names.__contains__
 
 
-def mopd_loss_config(options: Mapping[str, Any]) -> dict[str, Any]:
-    """The MOPD loss options (:class:`~cascade_plugins.losses.mopd.MOPDOptions`) as NeMo RL keys:
-    upstream's ``ClippedPGLossFn`` as REINFORCE (``disable_ppo_ratio``) with the truncated
-    importance weight of Cascade 2 Eq. 3 and its per-sequence mean (Eq. 4), on the advantages of
-    upstream's ``OPDAdvantageEstimator`` (:mod:`.mopd_runtime`). These keys win over a stage's
-    overrides: they are what the stage's ``loss.options`` say."""
-    from cascade_plugins.losses.mopd.options import MOPDOptions
-
-    try:
-        o = MOPDOptions.model_validate(dict(options))
-    except ValidationError as exc:
-        lines = [f"loss.options.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
-        raise ValueError("; ".join(lines)) from None
-    sampling = o.importance_sampling != "none"
-    loss_fn = {
-        "disable_ppo_ratio": True,
-        "token_level_loss": o.normalization == "token",
-        "force_on_policy_ratio": False,  # the advantage needs prev_logprobs
-        "use_importance_sampling_correction": sampling,
-        "truncated_importance_sampling_type": o.importance_sampling if sampling else None,
-        "truncated_importance_sampling_ratio_min": o.importance_ratio_min if sampling else None,
-        "truncated_importance_sampling_ratio": o.importance_ratio_max if sampling else None,
-        "sequence_level_importance_ratios": False,
-        "use_cispo": False,
-    }
-    clip = o.advantage_clip
-    grpo = {"advantage_clip_low": -clip if clip else None, "advantage_clip_high": clip}
-    return {"loss_fn": loss_fn, "grpo": grpo}
-
-
-def build_stage_config(
-    spec: StageSpec,
-    *,
-    nemo_rl_root: Path | None,
-    is_our_reward: Callable[[str], bool],
-) -> dict[str, Any]:
+def build_stage_config(spec: StageSpec, *, nemo_rl_root: Path | None, registry: PluginLookup) -> dict[str, Any]:
     """The child NeMo RL config of ``spec`` (a plain dict; ``defaults`` is an absolute path).
 
-    ``is_our_reward(name)`` tells rewards of the plugin registry (routed to ``cascade_<reward>``)
-    from anything else. Domains scored by ``nemo_rl_env`` go to that NeMo RL environment, whose
-    ``env`` section the stage's ``nemo_rl.overrides`` supplies; in ``mopd`` stages, domains
-    without one of our rewards go to the distillation-only ``cascade_none``.
+    Rewards and the loss are resolved in ``registry`` (the plan's): its rewards are routed to
+    ``cascade_<reward>`` environments, whose workers load the plugins it allows. Domains scored
+    by ``nemo_rl_env`` go to that NeMo RL environment, whose ``env`` section the stage's
+    ``nemo_rl.overrides`` supplies; in ``mopd`` stages, domains without one of our rewards go to
+    the distillation-only ``cascade_none``. Raises :class:`SectionError` keyed by the spec's keys.
     """
+    is_our_reward = our_rewards(registry)
+    plugins = sorted(registry.allowed) if registry.allowed is not None else None
     h = parse_hparams(spec.hparams)
     layout = StageLayout(Path(spec.output_dir))
     config: dict[str, Any] = translate(h, spec.kind)
@@ -402,7 +383,7 @@ def build_stage_config(
                           "output_key": "response", "processor": "sft_processor", "prompt_file": None,
                           "system_prompt_file": None})
             continue
-        route = route_domain(spec.kind, domain, path, spec.rewards.get(domain), is_our_reward, workers, cpus)
+        route = route_domain(spec.kind, domain, path, spec.rewards.get(domain), is_our_reward, workers, cpus, plugins)
         train.append(route.train_entry)
         host_stage = host_stage or route.kind == "host"
         if route.env_config is not None:
@@ -412,7 +393,8 @@ def build_stage_config(
         for domain, (path, reward) in sorted(spec.eval.items()):
             if reward.name == HOST_REWARD or not is_our_reward(reward.name):
                 continue  # validation through host environments is configured in the overrides
-            route = route_domain("grpo", domain, path, reward, is_our_reward, workers, cpus)
+            route = route_domain("grpo", domain, path, reward, is_our_reward, workers, cpus, plugins,
+                                 ("eval", domain, "reward"))
             validation.append(route.train_entry)
             envs.setdefault(route.env_name, route.env_config or {})
     if train:
@@ -440,20 +422,17 @@ def build_stage_config(
 
     mopd_keys: dict[str, Any] = {}
     if spec.kind == "mopd":
-        loss = spec.loss
-        name = loss.name if loss else MOPD_LOSS
-        if name != MOPD_LOSS:
-            raise ValueError(
-                f"stage {spec.name!r}: the nemo_rl backend runs the sampled-token MOPD loss ({MOPD_LOSS!r}) "
-                f"through NeMo RL's own loss, not {name!r}"
-            )
-        options = dict(loss.options) if loss else {}
+        # the stage's loss, by name from the plan's registry; the stage runner builds it again
+        loss = realise_loss(spec.loss.name if spec.loss else None, spec.loss.options if spec.loss else None,
+                            registry, spec.name)
         config[MOPD_KEY] = {
             "enabled": True,
-            "loss": {"name": name, "options": options},
+            "loss": {"name": loss.name, "options": loss.options},
             "teachers": {domain: ref.path for domain, ref in sorted(spec.teachers.items())},
         }
-        mopd_keys = mopd_loss_config(options)
+        if plugins is not None:
+            config[MOPD_KEY]["plugins"] = plugins
+        mopd_keys = loss.config
 
     # the cascade's logger: section uses NeMo RL's key names; the stage's overrides win over it
     logger = {key: value for key, value in spec.logger.items() if key != "log_dir"}
@@ -480,4 +459,4 @@ def algorithm_for(kind: str) -> Literal["grpo", "sft"]:
         return "sft"
     if kind in ("grpo", "mopd"):
         return "grpo"
-    raise ValueError(f"the nemo_rl backend runs sft, grpo and mopd stages, not {kind!r}")
+    raise _refuse(("kind",), f"the nemo_rl backend runs sft, grpo and mopd stages, not {kind!r}")

@@ -8,8 +8,10 @@ wrote). The runner registers our environments and data processor, then runs NeMo
 ``examples/run_grpo.py`` (``examples/run_sft.py`` for SFT configs) in this process, so upstream's
 trainer choice and guards apply unchanged; around it, each validation round's per-domain scores
 are recorded. A top-level ``cascade_mopd: {enabled: true, ...}`` section switches on the
-synchronous MOPD path (:mod:`.mopd_runtime`). With ``--result``, the chosen checkpoint is
-converted to HF (``<hf-dir>/hf_step_N``) and a :class:`StageResult` is written as JSON.
+synchronous MOPD path (:mod:`.mopd_runtime`); its ``loss: {name, options}`` (default ``mopd``) is
+built from the plugins ``cascade_mopd.plugins`` allows, and the NeMo RL keys it stands for win
+over the config's. With ``--result``, the chosen checkpoint is converted to HF
+(``<hf-dir>/hf_step_N``) and a :class:`StageResult` is written as JSON.
 """
 
 from __future__ import annotations
@@ -19,14 +21,19 @@ import contextlib
 import json
 import runpy
 import sys
+import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from cascade_plugins.atomic import write_json_atomic
 from cascade_plugins.backends.nemo_rl import compat
+from cascade_plugins.backends.nemo_rl.losses import NemoRLLoss, realise_loss
 from cascade_plugins.backends.nemo_rl.names import is_cascade_env_name
-from cascade_plugins.backends.nemo_rl.stage_config import MOPD_KEY
+from cascade_plugins.backends.nemo_rl.stage_config import MOPD_KEY, deep_merge
+from cascade_plugins.config import SectionError, format_key_path
 
 
 def cascade_env_names(config: Mapping[str, Any]) -> list[str]:
@@ -53,6 +60,25 @@ def mopd_settings(config: Mapping[str, Any]) -> dict[str, Any] | None:
     if not teachers:
         raise ValueError(f"{MOPD_KEY}.teachers: map each task (domain) to a teacher checkpoint")
     return dict(section)
+
+
+def stage_loss(mopd: Mapping[str, Any], registry: Any = None) -> NemoRLLoss:
+    """The MOPD stage's loss (``cascade_mopd.loss``, default ``mopd``), built by name from the
+    plugins ``cascade_mopd.plugins`` allows (``registry`` stands in for them in tests); refused,
+    naming the key, when it is unknown or NeMo RL's MOPD path cannot run it."""
+    if registry is None:
+        from cascade_plugins.plugins import get_registry
+
+        # this process's entry into the plugins: the plan's allow-list, handed on in the config
+        registry = get_registry(mopd.get("plugins"))
+    loss = mopd.get("loss") or {}
+    try:
+        return realise_loss(loss.get("name"), loss.get("options"), registry)
+    except SectionError as exc:
+        raise ValueError("; ".join(
+            f"{MOPD_KEY}.{format_key_path(issue.key)}: {issue.message}" + (f"; {issue.hint}" if issue.hint else "")
+            for issue in exc.issues
+        )) from None
 
 
 def refuse_unsupported(config: Mapping[str, Any], mopd: Mapping[str, Any] | None) -> None:
@@ -98,7 +124,9 @@ def _teacher_policy(master_config: Any, tokenizer: Any, cluster: Any, path: str,
     return policy
 
 
-def install_mopd(stack: contextlib.ExitStack, config: Mapping[str, Any], mopd: Mapping[str, Any]) -> Any:
+def install_mopd(
+    stack: contextlib.ExitStack, config: Mapping[str, Any], mopd: Mapping[str, Any], loss: NemoRLLoss
+) -> Any:
     """Hook the synchronous MOPD path into the ``grpo.setup`` / ``grpo_train`` that run next:
     a training cluster with room for the teacher policies, the teachers built after setup, the
     student wrapped to record its log-prob batches, and the advantage estimator replaced."""
@@ -114,8 +142,9 @@ def install_mopd(stack: contextlib.ExitStack, config: Mapping[str, Any], mopd: M
         init_model=str(config["policy"]["model_name"]),
         reference_logprobs=not skip_reference,
     )
-    outcome_weight = float(((mopd.get("loss") or {}).get("options") or {}).get("outcome_weight", 0.0))
-    print(f"MOPD teachers: {plan.teacher_for_task} ({len(plan.policies)} teacher policies)", flush=True)
+    outcome_weight = loss.outcome_weight
+    print(f"MOPD teachers: {plan.teacher_for_task} ({len(plan.policies)} teacher policies); loss {loss.name!r}",
+          flush=True)
     clusters_built = stack.enter_context(compat.extra_training_worker_groups(len(plan.policies)))
     state: dict[str, Any] = {}
 
@@ -160,6 +189,9 @@ def run_grpo(
     With ``rounds_path``, the per-domain scores of every validation round are written there
     (``{step: {domain: score}}``) as they come."""
     mopd = mopd_settings(config)
+    loss = stage_loss(mopd) if mopd is not None else None
+    if loss is not None:
+        config = deep_merge(config, loss.config)  # what the loss's options say wins over the config
     refuse_unsupported(config, mopd)
     # a resumed stage keeps the rounds validated before the interruption
     rounds: dict[str, dict[str, float]] = (
@@ -174,9 +206,23 @@ def run_grpo(
     with contextlib.ExitStack() as stack:
         stack.enter_context(compat.validation_rounds(on_round))
         stack.enter_context(compat.list_dataset_env_scan())
-        if mopd is not None:
-            install_mopd(stack, config, mopd)
+        if mopd is not None and loss is not None:
+            install_mopd(stack, config, mopd, loss)
+            config_path = with_loss_keys(stack, config_path, loss)
         _run_script(compat.grpo_entry_script(), config_path, overrides)
+
+
+def with_loss_keys(stack: contextlib.ExitStack, config_path: str | Path, loss: NemoRLLoss) -> str:
+    """``config_path``, or, when it does not already say what ``loss`` stands for (a config
+    written by hand rather than by the backend), a child config that adds those keys."""
+    written = compat.load_config_dict(config_path)
+    if deep_merge(written, loss.config) == written:
+        return str(config_path)
+    folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="cascade-stage-loss-")))
+    child = folder / "stage_with_loss.yaml"
+    child.write_text(yaml.safe_dump({"defaults": str(Path(config_path).resolve()), **loss.config}, sort_keys=False))
+    print(f"loss {loss.name!r}: NeMo RL keys set from its options ({child})", flush=True)
+    return str(child)
 
 
 def _run_script(script: Path, config_path: str, overrides: Sequence[str]) -> None:
