@@ -16,7 +16,7 @@ from cascade_plugins.backends.nemo_rl import compat
 from cascade_plugins.backends.nemo_rl.backend import NemoRLBackend
 from cascade_plugins.backends.nemo_rl.stage_config import MOPD_KEY, StageLayout, algorithm_for
 from cascade_plugins.cascade.loading import load_cascade_config
-from cascade_plugins.cascade.plan import resolve_plan
+from cascade_plugins.cascade.resolve import resolve_plan
 from cascade_plugins.interfaces import CheckpointRef, RewardResult, RewardSpec, StageSpec
 from cascade_plugins.plugins import load_plugins
 

@@ -10,7 +10,8 @@ import pytest
 from click.testing import CliRunner
 
 from cascade_plugins.cascade.loading import load_cascade_config
-from cascade_plugins.cascade.plan import Plan, check_with_backend, deep_merge, resolve_plan
+from cascade_plugins.cascade.plan import Plan, deep_merge
+from cascade_plugins.cascade.resolve import check_with_backend, resolve_plan
 from cascade_plugins.cli import cli
 from cascade_plugins.config import ConfigError
 from cascade_plugins.plugins import PluginRegistry

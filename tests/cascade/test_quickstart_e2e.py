@@ -12,7 +12,7 @@ import pytest
 
 from cascade_plugins.cascade.loading import load_cascade_config
 from cascade_plugins.cascade.manifest import load_manifest
-from cascade_plugins.cascade.plan import check_with_backend, resolve_plan
+from cascade_plugins.cascade.resolve import check_with_backend, resolve_plan
 from cascade_plugins.cascade.sequencer import write_generated_dataset
 from cascade_plugins.plugins import get_registry
 

@@ -12,7 +12,8 @@ import pytest
 from cascade_plugins import hookimpl
 from cascade_plugins.cascade.loading import load_cascade_config
 from cascade_plugins.cascade.manifest import load_manifest
-from cascade_plugins.cascade.plan import Plan, resolve_plan
+from cascade_plugins.cascade.plan import Plan
+from cascade_plugins.cascade.resolve import resolve_plan
 from cascade_plugins.cascade.sequencer import RunDirError, Sequencer, StageFailed, run_lock
 from cascade_plugins.plugins import PluginRegistry
 

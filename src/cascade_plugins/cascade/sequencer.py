@@ -45,9 +45,10 @@ from cascade_plugins.cascade.manifest import (
     load_manifest,
     save_manifest,
 )
-from cascade_plugins.cascade.plan import Plan, PlannedStage, check_with_backend
+from cascade_plugins.cascade.plan import Plan, PlannedStage
 from cascade_plugins.cascade.progress import CascadeProgress
 from cascade_plugins.cascade.registry import RegistryError, TeacherRegistry
+from cascade_plugins.cascade.resolve import check_with_backend
 from cascade_plugins.interfaces import Backend, CheckpointRef, StageInterrupted, StageResult, StageSpec
 from cascade_plugins.plugins import PluginRegistry, get_registry
 

@@ -12,21 +12,20 @@ from rich.table import Table
 from rich.tree import Tree
 
 from cascade_plugins.cascade.loading import default_run_dir, load_cascade_config
-from cascade_plugins.cascade.plan import Plan, check_plan
+from cascade_plugins.cascade.plan import Plan
+from cascade_plugins.cascade.resolve import check_plan
 from cascade_plugins.config import ConfigError
 
 __all__ = ["build_checked_plan", "plan", "print_plan"]
 
 
-def build_checked_plan(
-    config_path: str, overrides: tuple[str, ...], run_dir: str | None, notes: list[str] | None = None
-) -> Plan:
+def build_checked_plan(config_path: str, overrides: tuple[str, ...], run_dir: str | None) -> Plan:
     """Load, resolve and check a cascade without touching its run directory: generated datasets
     are written to a temporary folder for the backend's checks. Raises ``ConfigError`` listing
-    every problem, the static ones and the backend's, each once. With ``notes``, the backend's
-    remarks on each stage are appended to it as ``"<stage>: <note>"``."""
+    every problem, the static ones and the backend's, each once; the backend's notes are in
+    ``Plan.notes``."""
     config, loaded = load_cascade_config(config_path, overrides)
-    return check_plan(config, loaded, run_dir=run_dir or default_run_dir(config), notes=notes)
+    return check_plan(config, loaded, run_dir=run_dir or default_run_dir(config))
 
 
 def _short(value: Any) -> str:
@@ -100,18 +99,20 @@ def plan(config: str, overrides: tuple[str, ...], run_dir: str | None, as_json: 
     plan: stage order, starting checkpoints, teachers, data and hyper-parameters. Nothing runs.
 
     Exit status 2 with every problem listed when the config cannot run."""
-    notes: list[str] = []
     try:
-        resolved = build_checked_plan(config, overrides, run_dir, notes)
+        resolved = build_checked_plan(config, overrides, run_dir)
     except ConfigError as exc:
         click.echo(str(exc), err=True)
         sys.exit(2)
     if as_json:
-        click.echo(json.dumps({**resolved.describe(), "backend_notes": notes}, indent=2))
+        click.echo(json.dumps({**resolved.describe(), "backend_notes": [n.describe() for n in resolved.notes]},
+                              indent=2))
     else:
         console = Console(width=max(Console().width, 120))
         print_plan(resolved, console)
-        if notes:
+        if resolved.notes:
             console.print("[bold]backend notes[/]")
-            for note in notes:
-                console.print(f"  • {note}", highlight=False)
+            for note in resolved.notes:
+                where = (note.file or "<config>") + (f":{note.line}" if note.line is not None else "")
+                console.print(f"  • {note.who()}: {note.message} [dim]({where}: {note.key_path})[/]",
+                              highlight=False)

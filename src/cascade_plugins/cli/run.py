@@ -10,8 +10,8 @@ import click
 from cascade_plugins.cascade.interrupts import DEFAULT_GRACE_SECONDS, EXIT_CODES
 from cascade_plugins.cascade.loading import default_run_dir, load_cascade_config
 from cascade_plugins.cascade.manifest import MANIFEST_NAME, ManifestError, load_manifest
-from cascade_plugins.cascade.plan import check_plan
 from cascade_plugins.cascade.report import write_report
+from cascade_plugins.cascade.resolve import check_plan
 from cascade_plugins.cascade.sequencer import CONFIG_SNAPSHOT, CascadeError, RunDirError, Sequencer, StageFailed
 from cascade_plugins.config import ConfigError
 from cascade_plugins.interfaces import StageInterrupted
