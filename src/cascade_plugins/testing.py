@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from cascade_plugins.interfaces import Reward, RewardResult, Sample, Verdict
+from cascade_plugins.interfaces import VERDICTS, Reward, RewardResult, Sample, Verdict
 
 #: Samples no reward can make sense of; each must come back with verdict ``error``.
 GENERIC_MALFORMED: tuple[Sample, ...] = (
@@ -56,6 +56,9 @@ def _check_results(name: str, rng: tuple[float, float], samples: Sequence[Sample
             _fail(name, f"{what}: result {index} reward {result.reward} is outside the declared range {rng}")
         if not isinstance(result.verdict, str) or not result.verdict:
             _fail(name, f"{what}: result {index} has no verdict")
+        if result.verdict not in VERDICTS:
+            _fail(name, f"{what}: result {index} has verdict {result.verdict!r}, not one of the shared verdicts "
+                        f"({', '.join(VERDICTS)}); keep a format's own verdict in details['judge_verdict']")
         if not isinstance(result.details, dict):
             _fail(name, f"{what}: result {index} details must be a dict")
 

@@ -40,7 +40,8 @@ class Good:
             if not isinstance(s.response, str):
                 out.append(RewardResult(0.0, "error", {}))
             else:
-                out.append(RewardResult(float("cat" in s.response), "ok", {}))
+                hit = "cat" in s.response
+                out.append(RewardResult(float(hit), "correct" if hit else "incorrect", {}))
         return out
 
     def close(self) -> None:
@@ -49,7 +50,7 @@ class Good:
 
 class OutOfRange(Good):
     def score(self, samples):
-        return [RewardResult(2.0, "ok", {}) if isinstance(s.response, str) else RewardResult(0.0, "error", {})
+        return [RewardResult(2.0, "correct", {}) if isinstance(s.response, str) else RewardResult(0.0, "error", {})
                 for s in samples]
 
 
@@ -60,7 +61,7 @@ class Reordering(Good):
 
 class RaisesOnMalformed(Good):
     def score(self, samples):
-        return [RewardResult(float("cat" in s.response), "ok", {}) for s in samples]
+        return [RewardResult(float("cat" in s.response), "correct", {}) for s in samples]
 
 
 class NonDeterministic(Good):
@@ -77,6 +78,14 @@ class NonDeterministic(Good):
 class Unpicklable(Good):
     def __init__(self):
         self.lock = __import__("threading").Lock()
+
+
+class OwnVerdicts(Good):
+    """A judge's verdicts belong in the details, not in ``verdict``."""
+
+    def score(self, samples):
+        return [RewardResult(r.reward, "AC" if r.verdict == "correct" else r.verdict, r.details)
+                for r in super().score(samples)]
 
 
 class DropsEmpty(Good):
@@ -105,6 +114,7 @@ def test_kit_accepts_a_correct_reward_instance() -> None:
         (NonDeterministic(), "not deterministic"),
         (Unpicklable(), "pickle"),
         (DropsEmpty(), "empty batch"),
+        (OwnVerdicts(), "not one of the shared verdicts"),
     ],
 )
 def test_kit_catches_each_breach(reward: Good, needle: str) -> None:

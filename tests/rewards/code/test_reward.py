@@ -59,7 +59,7 @@ def test_stdio_python_correct_and_wrong(reward):
     assert score(reward, fenced("a, b = map(int, input().split())\nprint(a + b)"), SUM_STDIO)[:2] == (1.0, "correct")
     off_by_one = fenced("a, b = map(int, input().split())\nprint(a + b + (a == 10))")
     value, verdict, details = score(reward, off_by_one, SUM_STDIO)
-    assert (value, verdict) == (0.0, "WA")
+    assert (value, verdict, details["judge_verdict"]) == (0.0, "incorrect", "WA")
     assert [t["verdict"] for t in details["tests"]] == ["correct", "WA", "SKIPPED"]
     failure = details["first_failure"]
     assert failure["index"] == 1 and failure["input"] == "10 20\n"
@@ -76,7 +76,7 @@ def test_stdio_cpp():
         python_only = score(reward, fenced("print(1)"), SUM_STDIO)
     finally:
         reward.close()
-    assert (value, verdict) == (0.0, "CE") and "error" in details["first_failure"]["message"]
+    assert (value, verdict) == (0.0, "compile_error") and "error" in details["first_failure"]["message"]
     assert python_only[1] == "no_answer"  # a python fence is not a C++ program
 
 
@@ -84,22 +84,22 @@ def test_call_based_with_solution_class_and_plain_function(reward):
     assert score(reward, fenced(TWO_SUM_SOLUTION), TWO_SUM)[:2] == (1.0, "correct")
     plain = "def twoSum(nums, target):\n    return [0, 1]\n"
     value, verdict, details = score(reward, fenced(plain), TWO_SUM)
-    assert (value, verdict) == (0.0, "WA")
+    assert (value, verdict) == (0.0, "incorrect")
     assert details["first_failure"]["expected"] == "[1, 2]" and details["first_failure"]["got"] == "[0, 1]"
     missing = score(reward, fenced("def other(): pass"), TWO_SUM)
-    assert missing[1] == "RE" and "twoSum" in missing[2]["first_failure"]["message"]
+    assert missing[1] == "runtime_error" and "twoSum" in missing[2]["first_failure"]["message"]
 
 
 def test_humaneval_format(reward):
     assert score(reward, fenced("def add(a, b):\n    return a + b"), HUMANEVAL)[:2] == (1.0, "correct")
     value, verdict, details = score(reward, fenced("def add(a, b):\n    return a - b"), HUMANEVAL)
-    assert (value, verdict) == (0.0, "WA") and details["total"] == 1
+    assert (value, verdict) == (0.0, "incorrect") and details["total"] == 1
 
 
 def test_mbpp_asserts_each_count(reward):
     assert score(reward, fenced("def square(x):\n    return x * x"), MBPP)[:2] == (1.0, "correct")
     value, verdict, details = score(reward, fenced("def square(x):\n    return abs(x) * 2 if x else 0"), MBPP)
-    assert (value, verdict) == (0.0, "WA")
+    assert (value, verdict, details["judge_verdict"]) == (0.0, "incorrect", "WA")
     assert [t["verdict"] for t in details["tests"]] == ["correct", "WA", "SKIPPED"]
     assert details["first_failure"]["input"] == "assert square(-3) == 9"
 
@@ -110,7 +110,8 @@ def test_fraction_mode_runs_every_test():
         value, verdict, details = score(with_fraction, fenced("def square(x):\n    return x * 2"), MBPP)
     finally:
         with_fraction.close()
-    assert verdict == "WA" and details["passed"] == 2 and value == pytest.approx(2 / 3)
+    assert (verdict, details["judge_verdict"]) == ("partial", "WA")
+    assert details["passed"] == 2 and value == pytest.approx(2 / 3)
     assert [t["verdict"] for t in details["tests"]] == ["correct", "WA", "correct"]
 
 
@@ -120,7 +121,7 @@ def test_float_tolerance_option():
     strict = CodeReward(max_workers=1)
     tolerant = CodeReward(max_workers=1, float_tolerance=1e-6)
     try:
-        assert score(strict, program, tests)[1] == "WA"
+        assert score(strict, program, tests)[1] == "incorrect"
         assert score(tolerant, program, tests)[1] == "correct"
     finally:
         strict.close()
@@ -130,17 +131,17 @@ def test_float_tolerance_option():
 def test_time_limit_per_test_is_tle(reward):
     slow = "def square(x):\n    if x < 0:\n        while True: pass\n    return x * x"
     value, verdict, details = score(reward, fenced(slow), MBPP)
-    assert (value, verdict) == (0.0, "TLE")
+    assert (value, verdict) == (0.0, "timeout")
     assert [t["verdict"] for t in details["tests"]][:2] == ["correct", "TLE"]
     looping_stdio = score(reward, fenced("while True: pass"), SUM_STDIO)
-    assert looping_stdio[1] == "TLE"
+    assert looping_stdio[1] == "timeout"
 
 
 def test_runtime_errors_and_memory(reward):
-    assert score(reward, fenced("raise SystemExit(0)"), HUMANEVAL)[1] == "RE"  # exiting early is no pass
-    assert score(reward, fenced("import os\nos._exit(0)"), MBPP)[1] == "RE"
-    assert score(reward, fenced("x = bytearray(2**40)"), MBPP)[1] == "MLE"
-    assert score(reward, fenced("print(1/0)"), SUM_STDIO)[1] == "RE"
+    assert score(reward, fenced("raise SystemExit(0)"), HUMANEVAL)[1] == "runtime_error"  # exiting early is no pass
+    assert score(reward, fenced("import os\nos._exit(0)"), MBPP)[1] == "runtime_error"
+    assert score(reward, fenced("x = bytearray(2**40)"), MBPP)[2]["judge_verdict"] == "MLE"
+    assert score(reward, fenced("print(1/0)"), SUM_STDIO)[1] == "runtime_error"
 
 
 def test_printed_fake_results_do_not_pass(reward):
@@ -151,7 +152,7 @@ def test_printed_fake_results_do_not_pass(reward):
         "    os.write(1, b'{\"done\": true}\\n')\n"
         "def square(x):\n    return 0\n"
     )
-    assert score(reward, fenced(cheat), MBPP)[1] == "WA"
+    assert score(reward, fenced(cheat), MBPP)[1] == "incorrect"
 
 
 def test_no_program_and_malformed_samples(reward):
@@ -190,7 +191,7 @@ def test_reward_contract(reward):
     ]
     malformed = [Sample(response=fenced("x=1"), tests=None), Sample(response=fenced("x=1"), tests={"foo": 1})]
     report = check_reward(CodeReward, samples, malformed=malformed, options={"max_workers": 2})
-    assert [r.verdict for r in report.results] == ["correct", "WA", "correct", "correct", "no_answer"]
+    assert [r.verdict for r in report.results] == ["correct", "incorrect", "correct", "correct", "no_answer"]
     assert report.reward_range == (0.0, 1.0)
 
 
@@ -224,7 +225,7 @@ def test_cascade_score_command(tmp_path: Path, monkeypatch):
     )
     assert result.exit_code == 0, result.output
     scored = [json.loads(line) for line in target.read_text().splitlines()]
-    assert [(r["reward"], r["verdict"]) for r in scored] == [(1.0, "correct")] * 3 + [(0.0, "WA")]
+    assert [(r["reward"], r["verdict"]) for r in scored] == [(1.0, "correct")] * 3 + [(0.0, "incorrect")]
 
 
 def test_required_isolation_refuses_at_construction(monkeypatch):

@@ -124,7 +124,7 @@ def test_cheat_gets_nothing(harness_results, cheat, suite):
 @pytest.mark.slow
 def test_stopping_the_test_process_is_a_timeout(harness_results):
     result = harness_results[("stops the process that runs the tests", "humaneval")]
-    assert result.verdict == "TLE", result.details
+    assert (result.verdict, result.details["judge_verdict"]) == ("timeout", "TLE"), result.details
 
 
 @pytest.mark.slow
@@ -203,4 +203,4 @@ def test_stdio_cheat_gets_nothing(stdio_results, language, cheat, suite):
 @pytest.mark.parametrize("language", ["python", "cpp"])
 def test_the_honest_stdio_program_passes(stdio_results, language):
     assert stdio_results[(language, "honest", "stdio")].verdict == "correct"
-    assert stdio_results[(language, "honest", "secret")].verdict == "WA"  # the secrets are not computable
+    assert stdio_results[(language, "honest", "secret")].verdict == "incorrect"  # the secrets are not computable

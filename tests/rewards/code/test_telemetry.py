@@ -74,7 +74,7 @@ def test_a_batch_reports_its_counts_and_logs_them(caplog):
         clean = reward.score([Sample(response=f"```python\n{programs[0]}\n```", tests=he)])
     finally:
         reward.close()
-    assert [r.verdict for r in results] == ["correct", "WA", "RE", "TLE"]
+    assert [r.verdict for r in results] == ["correct", "incorrect", "runtime_error", "timeout"]
     metrics = batch_metrics(results)
     assert metrics["samples"] == 4 and metrics["early_exits"] == 1 and metrics["timeouts"] == 1
     assert metrics["tamper_attempts"] == 1 and metrics["noticed/gc scan"] == 1

@@ -58,13 +58,14 @@ def test_reward_contract() -> None:
         Sample(response=_response(SUM_AC), problem=str(PROBLEMS / "sum" / "data")),  # no problem.yaml
     ]
     report = check_reward(CompetitionReward, samples, malformed=malformed)
-    assert [(r.reward, r.verdict) for r in report.results] == [(1.0, "AC"), (0.0, "WA"), (0.0, "no_answer")]
+    assert [(r.reward, r.verdict) for r in report.results] == [(1.0, "correct"), (0.0, "incorrect"), (0.0, "no_answer")]
 
 
 def test_scoring_problem_reward_is_the_normalized_score(reward: CompetitionReward) -> None:
     sample = Sample(response=_response(NAIVE), problem=str(PROBLEMS / "divisors"))
     (result,) = reward.score([sample])
-    assert (result.reward, result.verdict) == (pytest.approx(0.3), "TLE")
+    assert (result.reward, result.verdict) == (pytest.approx(0.3), "partial")
+    assert result.details["judge_verdict"] == "TLE"
     assert [(g["name"], g["score"], g["max_score"]) for g in result.details["groups"]] == [
         ("small", 30, 30),
         ("large", 0, 70),
@@ -93,7 +94,7 @@ def test_relative_problem_paths_and_language_option(tmp_path: Path) -> None:
         (result,) = instance.score([Sample(response=_response(SUM_AC, fence=""), problem="sum")])
     finally:
         instance.close()
-    assert (result.reward, result.verdict) == (1.0, "AC")
+    assert (result.reward, result.verdict) == (1.0, "correct")
 
 
 def test_unsupported_fence_language_is_no_answer(reward: CompetitionReward) -> None:
@@ -114,14 +115,14 @@ def test_a_language_the_problem_does_not_take_is_no_answer(reward: CompetitionRe
 def test_a_memory_limit_kill_is_a_run_time_error_with_its_cause(reward: CompetitionReward) -> None:
     hog = PROBLEMS / "sum/submissions/memory_limit_exceeded/hog.py"
     (result,) = reward.score([Sample(response=_response(hog), problem=str(PROBLEMS / "sum"))])
-    assert (result.reward, result.verdict) == (0.0, "RE")
+    assert (result.reward, result.verdict, result.details["judge_verdict"]) == (0.0, "runtime_error", "RE")
     assert result.details["tests"][0]["cause"] == "MLE"
 
 
 def test_compile_error_is_a_verdict(reward: CompetitionReward) -> None:
     typo = PROBLEMS / "sum/submissions/compile_error/typo.cpp"
     (result,) = reward.score([Sample(response=_response(typo), problem=str(PROBLEMS / "sum"))])
-    assert (result.reward, result.verdict) == (0.0, "CE")
+    assert (result.reward, result.verdict, result.details["judge_verdict"]) == (0.0, "compile_error", "CE")
     assert "error" in result.details["compile_message"]
 
 
@@ -198,4 +199,4 @@ def test_cascade_score_with_problem_paths(tmp_path: Path, monkeypatch: pytest.Mo
     )
     assert result.exit_code == 0, result.output  # the missing problem is an error row, kept
     scored = [json.loads(line) for line in target.read_text().splitlines()]
-    assert [(r["reward"], r["verdict"]) for r in scored] == [(1.0, "AC"), (0.0, "WA"), (0.0, "error")]
+    assert [(r["reward"], r["verdict"]) for r in scored] == [(1.0, "correct"), (0.0, "incorrect"), (0.0, "error")]

@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from cascade_plugins.interfaces import RewardResult, Sample, Verdict
+from cascade_plugins.interfaces import RewardResult, Sample, Verdict, judged_verdict
 from cascade_plugins.rewards.code.compare import outputs_match, values_match
 from cascade_plugins.rewards.code.extract import find_program
 from cascade_plugins.rewards.code.formats import (
@@ -388,4 +388,9 @@ class CodeReward:
             # trainer drop the sample instead of learning from a zero it did not earn.
             details["sandbox_error"] = True
             verdict = Verdict.ERROR
-        return RewardResult(float(reward), str(verdict), details)
+        # the shared vocabulary; the test's own verdict (WA, TLE, ...) stays in the details
+        details["judge_verdict"] = "AC" if failure is None else str(outcomes[failure].verdict)
+        shared = judged_verdict(str(verdict))
+        if shared != Verdict.CORRECT and options.mode == "fraction" and 0 < passed < total:
+            shared = Verdict.PARTIAL
+        return RewardResult(float(reward), shared, details)

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from cascade_plugins.interfaces import RewardResult, Sample, Verdict
+from cascade_plugins.interfaces import RewardResult, Sample, Verdict, judged_verdict
 from cascade_plugins.rewards.competition.errors import ProblemPackageError, UnsupportedFeature
 from cascade_plugins.rewards.competition.extract import extract_code, normalize_language
 from cascade_plugins.rewards.competition.judge import Judge, JudgeReport
@@ -114,7 +114,12 @@ class CompetitionReward:
         if report.verdict == "JE":
             # The judge failed (a checker crashed, the sandbox broke): not the policy's fault.
             return RewardResult(0.0, Verdict.ERROR, details)
-        return RewardResult(self._reward(report), report.verdict, details)
+        # the shared vocabulary; the format's verdict (AC, WA, ...) stays in the details
+        reward, details["judge_verdict"] = self._reward(report), report.verdict
+        verdict = judged_verdict(report.verdict)
+        if verdict != Verdict.CORRECT and 0.0 < reward < 1.0:
+            verdict = Verdict.PARTIAL
+        return RewardResult(reward, verdict, details)
 
     def _reward(self, report: JudgeReport) -> float:
         pass_fail = self.pass_fail if self.pass_fail is not None else report.kind == "pass-fail"
