@@ -134,7 +134,7 @@ def main() -> None:
     if args.reuse_sft:
         shutil.copytree(Path(args.reuse_sft) / "sft", root / "sft")
     validation = {d: (files[d]["validation"], REWARDS[d]) for d in files}
-    backend = LocalBackend()
+    backend = LocalBackend(get_registry(["local", "math", "code", "mopd"]))
     reporter = PrintReporter(args.every)
     results: dict[str, StageResult] = {}
     timing: dict[str, tuple[float, float]] = {}
@@ -153,9 +153,9 @@ def main() -> None:
             seed=args.seed,
             **extra,
         )
-        problems = backend.check(spec)
+        problems = [p for p in backend.check(spec) if p.is_error]
         if problems:
-            raise SystemExit("\n".join(problems))
+            raise SystemExit("\n".join(map(str, problems)))
         wall, cpu = time.perf_counter(), cpu_seconds()
         result = backend.run_stage(spec, reporter)
         timing[name] = (time.perf_counter() - wall, cpu_seconds() - cpu)

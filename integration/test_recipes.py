@@ -17,7 +17,7 @@ from cascade_plugins.backends.nemo_rl.backend import NemoRLBackend
 from cascade_plugins.backends.nemo_rl.stage_config import MOPD_KEY, StageLayout, algorithm_for
 from cascade_plugins.cascade.loading import load_cascade_config
 from cascade_plugins.cascade.resolve import resolve_plan
-from cascade_plugins.interfaces import CheckpointRef, RewardResult, RewardSpec, StageSpec
+from cascade_plugins.interfaces import CheckpointRef, RewardResult, RewardSpec, StageProblem, StageSpec
 from cascade_plugins.plugins import load_plugins
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
@@ -37,6 +37,14 @@ class _NamedStandIn:
 
     def close(self):
         pass
+
+
+def _errors(problems: list[StageProblem]) -> list[StageProblem]:
+    return [p for p in problems if p.is_error]
+
+
+#: the plugins of a cascade that names none (everything installed)
+REGISTRY = load_plugins(use_env=False)
 
 
 def _registry(needed: set[str]):
@@ -68,11 +76,11 @@ def test_every_stage_validates_as_upstream_master_config(
     rewards = {d.reward.name for d in config.domains.values() if d.reward}
     registry = _registry(rewards)
     plan = resolve_plan(config, loaded, run_dir=tmp_path / "run", base_dir=tmp_path, registry=registry)
-    backend = NemoRLBackend(nemo_rl_root=str(nemo_rl_root), mode="emit")
+    backend = NemoRLBackend(registry, nemo_rl_root=str(nemo_rl_root), mode="emit")
     assert plan.stages
     for stage in plan.stages:
         spec = plan.placeholder_spec(stage)
-        assert backend.check(spec) == [], stage.name
+        assert _errors(backend.check(spec)) == [], stage.name
         layout = backend.emit(spec)
         emitted = yaml.safe_load(layout.config.read_text())
         resolved = compat.load_config_dict(layout.config)
@@ -104,7 +112,7 @@ def test_upstream_validation_is_real_a_wrong_type_fails(tmp_path: Path, nemo_rl_
     import pydantic
 
     spec = _gym_spec(tmp_path, {"grpo": {"num_prompts_per_step": "many"}})
-    layout = NemoRLBackend(nemo_rl_root=str(nemo_rl_root), mode="emit").emit(spec)
+    layout = NemoRLBackend(REGISTRY, nemo_rl_root=str(nemo_rl_root), mode="emit").emit(spec)
     with pytest.raises(pydantic.ValidationError, match="num_prompts_per_step"):
         compat.validate_master_config("grpo", compat.load_config_dict(layout.config))
 
@@ -114,26 +122,23 @@ def test_plan_time_check_rejects_a_wrong_type_and_a_misspelt_key(tmp_path: Path,
     MasterConfig, and checks our keys against the keys upstream knows: its config classes
     accept unknown keys silently, so a misspelt Megatron key would otherwise train with the
     default."""
-    backend = NemoRLBackend(nemo_rl_root=str(nemo_rl_root), mode="emit")
-    assert backend.check(_gym_spec(tmp_path, {})) == []
-    wrong_type = backend.check(_gym_spec(tmp_path, {"grpo": {"num_prompts_per_step": "many"}}))
-    assert len(wrong_type) == 1
-    assert wrong_type[0].startswith("hparams.nemo_rl.overrides.grpo.num_prompts_per_step: NeMo RL rejects "
-                                    "grpo.num_prompts_per_step: Input should be a valid integer")
-    assert "(got 'many')" in wrong_type[0]
-    misspelt = backend.check(_gym_spec(
+    backend = NemoRLBackend(REGISTRY, nemo_rl_root=str(nemo_rl_root), mode="emit")
+    assert _errors(backend.check(_gym_spec(tmp_path, {}))) == []
+    (wrong_type,) = _errors(backend.check(_gym_spec(tmp_path, {"grpo": {"num_prompts_per_step": "many"}})))
+    assert wrong_type.key == ("hparams", "nemo_rl", "overrides", "grpo", "num_prompts_per_step")
+    assert "Input should be a valid integer" in wrong_type.message and "(got 'many')" in wrong_type.message
+    misspelt = _errors(backend.check(_gym_spec(
         tmp_path, {"policy": {"megatron_cfg": {"tensor_model_paralel_size": 4}, "max_total_sequnce_length": 4}},
-        defaults="examples/nemo_gym/grpo_nanov3.yaml"))
-    assert sorted(misspelt) == [
-        "hparams.nemo_rl.overrides.policy.max_total_sequnce_length: NeMo RL has no key 'max_total_sequnce_length' "
-        "under policy; did you mean 'policy.max_total_sequence_length'?",
-        "hparams.nemo_rl.overrides.policy.megatron_cfg.tensor_model_paralel_size: NeMo RL has no key "
-        "'tensor_model_paralel_size' under policy.megatron_cfg; did you mean "
-        "'policy.megatron_cfg.tensor_model_parallel_size'?",
+        defaults="examples/nemo_gym/grpo_nanov3.yaml")))
+    assert sorted((p.key, p.hint) for p in misspelt) == [
+        (("hparams", "nemo_rl", "overrides", "policy", "max_total_sequnce_length"),
+         "did you mean 'policy.max_total_sequence_length'?"),
+        (("hparams", "nemo_rl", "overrides", "policy", "megatron_cfg", "tensor_model_paralel_size"),
+         "did you mean 'policy.megatron_cfg.tensor_model_parallel_size'?"),
     ]
     # keys upstream's config classes declare are known even where the base YAML omits them
     typed_only = backend.check(_gym_spec(tmp_path, {"checkpointing": {"keep_top_k": 2}}))
-    assert typed_only == []
+    assert _errors(typed_only) == []
 
 
 def test_plan_time_check_catches_the_metric_the_recipe_used_to_rank_by(tmp_path: Path, nemo_rl_root: Path,
@@ -148,12 +153,13 @@ def test_plan_time_check_catches_the_metric_the_recipe_used_to_rank_by(tmp_path:
     _materialize(config, tmp_path)
     registry = _registry({d.reward.name for d in config.domains.values() if d.reward})
     plan = resolve_plan(config, loaded, run_dir=tmp_path / "run", base_dir=tmp_path, registry=registry)
-    backend = NemoRLBackend(nemo_rl_root=str(nemo_rl_root), mode="emit")
-    refused = {s.name: backend.check(plan.placeholder_spec(s)) for s in plan.stages}
+    backend = NemoRLBackend(registry, nemo_rl_root=str(nemo_rl_root), mode="emit")
+    refused = {s.name: _errors(backend.check(plan.placeholder_spec(s))) for s in plan.stages}
     assert sorted(name for name, problems in refused.items() if problems) == ["code_rl", "mopd"]
-    assert "'val:total_reward/mean' is not reported by this stage's validation" in refused["code_rl"][0]
+    (problem,) = refused["code_rl"]
+    assert problem.key == ("hparams", "nemo_rl", "overrides", "checkpointing", "metric_name")
     # (pass_k too where the base validates several generations per prompt: main's Nano-v3 does)
-    assert "NeMo RL's validate reports only 'val:accuracy', 'val:avg_length'" in refused["code_rl"][0]
+    assert "NeMo RL's validate reports only 'val:accuracy', 'val:avg_length'" in problem.message
 
 
 def test_plan_notes_for_the_cascade2_recipe(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -165,11 +171,10 @@ def test_plan_notes_for_the_cascade2_recipe(tmp_path: Path, monkeypatch: pytest.
     monkeypatch.setenv("CASCADE2_SFT_MODEL", str(tmp_path / "sft_model"))
     config, _ = load_cascade_config(CONFIGS / "nemotron_cascade2.yaml")
     _materialize(config, tmp_path)
-    notes: list[str] = []
-    build_checked_plan(str(CONFIGS / "nemotron_cascade2.yaml"), (), str(tmp_path / "run"), notes)
-    unranked = sorted(n.split(":")[0] for n in notes if "'best:<domain>' teachers never choose it" in n)
-    assert unranked == sorted(["if_rl", "multi_domain_rl", "rlhf_from_sft", "rlhf", "long_context_rl",
-                               "swe_agentless_rl", "swe_agentic_rl"])
-    mopd = [n for n in notes if n.startswith("mopd: MOPD:")]
-    assert len(mopd) == 1 and "2 teacher policies" in mopd[0]
-    assert "instruction_following, multi_domain: the starting checkpoint" in mopd[0]
+    notes = build_checked_plan(str(CONFIGS / "nemotron_cascade2.yaml"), (), str(tmp_path / "run")).notes
+    (unranked,) = [n for n in notes if "'best:<domain>' teachers never choose it" in n.message]
+    assert sorted(unranked.stages) == sorted(["if_rl", "multi_domain_rl", "rlhf_from_sft", "rlhf",
+                                              "long_context_rl", "swe_agentless_rl", "swe_agentic_rl"])
+    (mopd,) = [n for n in notes if n.stages == ("mopd",) and n.message.startswith("MOPD:")]
+    assert mopd.key_path == "stages[3].loss" and "2 teacher policies" in mopd.message
+    assert "instruction_following, multi_domain: the starting checkpoint" in mopd.message

@@ -22,6 +22,7 @@ from tiny_model import build_tiny_model, write_jsonl
 
 from cascade_plugins.backends.nemo_rl.backend import NemoRLBackend
 from cascade_plugins.interfaces import CheckpointRef, RewardSpec, StageSpec
+from cascade_plugins.plugins import load_plugins
 
 
 def _free_port() -> int:
@@ -82,8 +83,9 @@ def test_mopd_stage_reaches_upstream_setup_with_a_sized_cluster(
                      "logger": {"monitor_gpus": False}, "cluster": {"gpus_per_node": 1, "num_nodes": 1}}}},
         output_dir=str(tmp_path / "stage"), init=CheckpointRef(str(models["sft"])),
     )
-    backend = NemoRLBackend(nemo_rl_root=str(nemo_rl_root), mode="emit")
-    assert backend.check(spec) == []
+    backend = NemoRLBackend(load_plugins(["nemo_rl", "math", "code", "mopd"], use_env=False),
+                            nemo_rl_root=str(nemo_rl_root), mode="emit")
+    assert [p for p in backend.check(spec) if p.is_error] == []
     layout = backend.emit(spec)
     env = {**backend.process_env(), "RAY_ADDRESS": fake_gpu_ray, "RAY_AUTH_MODE": "disabled",
            # the vLLM worker in this Python, so it stops at the missing vllm module at once

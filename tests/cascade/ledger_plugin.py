@@ -45,7 +45,7 @@ from cascade_plugins.interfaces import (
 )
 
 STATE = "state.json"
-ALLOWED_HPARAMS = {"steps", "validation", "evaluations", "eval_every", "lr"}
+ALLOWED_HPARAMS = {"steps", "validation", "evaluations", "eval_every", "lr", "note"}
 
 
 def read_state(path: str | Path) -> dict[str, Any]:
@@ -97,6 +97,8 @@ class LedgerBackend:
         for domain, path in spec.data.items():
             if not Path(path).is_file():
                 problems.append(StageProblem(spec.name, ("data", domain), f"data for {domain} not found: {path}"))
+        if "note" in spec.hparams:  # something worth telling that is not a problem
+            problems.append(StageProblem(spec.name, ("hparams", "note"), str(spec.hparams["note"]), severity="note"))
         if spec.kind == "mopd" and spec.loss is not None and spec.loss.name not in self.registry.names("loss"):
             problems.append(StageProblem(spec.name, ("loss",), f"no loss {spec.loss.name!r} in the plan's plugins"))
         return problems

@@ -3,6 +3,7 @@ stage completed exactly once, no checkpoint was lost and the manifest is valid."
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import signal
@@ -37,6 +38,9 @@ os.replace = replace
 from cascade_plugins.cli import cli
 cli(sys.argv[1:], prog_name="cascade")
 """
+
+#: the report has a plot only where matplotlib is installed
+PLOTS = importlib.util.find_spec("matplotlib") is not None
 
 
 def _events(path: Path) -> list[dict[str, Any]]:
@@ -166,4 +170,5 @@ def test_stage_failure_exit_code_and_resume(setup, kit):
     _check_complete_run(run_dir, events, kit)
     # the report is written at the end and printed
     assert "| domain | sft | math_rl | code_rl | mopd |" in resumed.stdout
-    assert (run_dir / "report.md").is_file() and (run_dir / "report.png").stat().st_size > 0
+    assert (run_dir / "report.md").is_file()
+    assert (run_dir / "report.png").is_file() == PLOTS  # without matplotlib: the table only

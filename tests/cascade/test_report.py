@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
+
+import pytest
 
 from cascade_plugins.cascade.manifest import RunManifest, StageRecord, save_manifest
 from cascade_plugins.cascade.report import build_report, render_markdown, write_report
 from cascade_plugins.config.schema import RegistryConfig
+
+needs_matplotlib = pytest.mark.skipif(
+    importlib.util.find_spec("matplotlib") is None,
+    reason="the report's plot needs matplotlib (pip install 'cascade-plugins[local]')",
+)
 
 
 def _record(name: str, parent: str | None, domains: list[str], scores: dict[str, float], branch: bool = False):
@@ -57,6 +65,7 @@ def test_min_direction_flips_what_counts_as_forgetting():
     assert data.cells["code"]["code_rl"].mark == "forgetting"
 
 
+@needs_matplotlib
 def test_markdown_table_and_plot_are_written(tmp_path: Path):
     save_manifest(tmp_path, _with_teachers(_manifest()))
     md, png, text = write_report(tmp_path)
@@ -77,6 +86,7 @@ def test_unfinished_run_reports_what_exists():
     assert "| math (↑) | 0.300 † |" in text and text.count("–") >= 2
 
 
+@needs_matplotlib
 def test_training_curves_run_through_the_cascade_and_into_the_plot(tmp_path: Path):
     manifest = _manifest()
     sft, rlhf, math_rl, code_rl, mopd = manifest.stages
@@ -111,6 +121,7 @@ def test_training_curves_run_through_the_cascade_and_into_the_plot(tmp_path: Pat
     assert png is not None and png.read_bytes()[:4] == b"\x89PNG"
 
 
+@needs_matplotlib
 def test_a_run_without_scores_still_plots_its_curves(tmp_path: Path):
     record = StageRecord(name="sft", kind="sft", status="finished",
                          result={"stage": "sft", "checkpoint": {"path": "/ck"}, "validation": {}, "evaluations": [],

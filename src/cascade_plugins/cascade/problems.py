@@ -71,12 +71,15 @@ def _candidates(stage: PlannedStage, key: KeyPath) -> list[KeyPath]:
     if root == "backend":
         return [("backend", "options", *rest), ("backend",)]
     if root == "rewards" and rest:
+        # the stage's own reward, else the domain's (``domains.<d>.reward``, or ``domains.<d>: name``)
         domain = rest[0]
-        return [(*own, "rewards", *rest), ("domains", domain, "reward", *rest[1:]), (*own, "data", domain)]
+        return [(*own, "rewards", *rest), ("domains", domain, "reward", *rest[1:]), ("domains", domain),
+                (*own, "data", domain)]
     if root == "eval" and rest:
         domain, sub = rest[0], rest[1:]
         if sub[:1] == ("reward",):
-            return [("eval", "sets", domain, *sub), ("domains", domain, *sub), ("eval", "sets", domain)]
+            return [("eval", "sets", domain, *sub), ("domains", domain, *sub), ("domains", domain),
+                    ("eval", "sets", domain)]
         return [("eval", "sets", domain, *sub)]
     if root == "loss":
         return [(*own, "loss", *rest), (*own, "kind")]  # a mopd stage without one uses the default loss
