@@ -3,6 +3,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from typing_extensions import TypedDict
 
 from cascade_plugins.backends.nemo_rl.losses import mopd_loss_config
 from cascade_plugins.backends.nemo_rl.stage_config import (
@@ -180,3 +181,25 @@ def test_the_logger_section_reaches_nemo_rl_with_the_stage_log_dir(tmp_path: Pat
     assert config["logger"]["wandb"] == {"project": "cascade2", "group": "nemotron", "name": "mine"}
     config = build_stage_config(_spec(tmp_path), nemo_rl_root=None, registry=REGISTRY)
     assert config["logger"] == {"log_dir": str(tmp_path / "s" / "logs")}
+
+
+def test_keys_handed_on_whole_are_not_second_guessed() -> None:
+    """NeMo RL passes ``logger.wandb`` to ``wandb.init(**cfg)``: the cascade's ``group`` and
+    ``job_type`` are valid there, while a misspelt key of a declared section is still found."""
+    from cascade_plugins.backends.nemo_rl.stage_checks import unknown_keys
+
+    child = {"logger": {"wandb": {"project": "p", "group": "g", "job_type": "grpo"}, "lg_dir": "x"}}
+    assert [path for path, _ in unknown_keys(child, {}, _Master)] == [("logger", "lg_dir")]
+
+
+class _Wandb(TypedDict, total=False):
+    project: str
+
+
+class _Logger(TypedDict, total=False):
+    log_dir: str
+    wandb: _Wandb
+
+
+class _Master(TypedDict, total=False):
+    logger: _Logger

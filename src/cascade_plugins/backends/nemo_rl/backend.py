@@ -211,6 +211,9 @@ class NemoRLBackend:
                 add([SectionIssue(DEFAULTS_KEY, f"NeMo RL config not found: {base}")])
         except SectionError as exc:
             add(exc.issues)
+        if spec.init is not None and spec.init.format != "hf":  # also when the stage config stops earlier
+            add([SectionIssue(("init",), f"checkpoint {spec.init.path} is {spec.init.format!r}; NeMo RL stages "
+                              "start from Hugging Face weights")])
         child: dict[str, Any] | None = None
         try:
             child = self.stage_config(spec)
@@ -228,7 +231,7 @@ class NemoRLBackend:
                 add([SectionIssue(("teachers",), f"mopd stage has no teacher for domain(s) {', '.join(missing)}")])
         if self.mode == "run" and not Path(self.python).exists():
             add([SectionIssue(("backend", "python"), f"{self.python} does not exist")])
-        return problems
+        return list(dict.fromkeys(problems))  # one refusal found twice (init) is listed once
 
     def _config_problems(
         self, spec: StageSpec, child: dict[str, Any], hparams: Any

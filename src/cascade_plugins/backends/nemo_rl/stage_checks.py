@@ -32,6 +32,9 @@ Key = tuple[str | int, ...]
 ENVIRONMENT_VAL_METRICS = ("accuracy", "avg_length")
 #: top-level keys of our stage configs that are not NeMo RL config sections to check key by key
 UNCHECKED_SECTIONS = ("defaults", "env", "data", MOPD_KEY)
+#: sections NeMo RL hands on whole as keyword arguments, so any key the receiver takes is valid:
+#: ``logger.wandb`` goes to ``wandb.init(**cfg)`` (the cascade sets ``group`` and ``job_type``)
+OPEN_SECTIONS = (("logger", "wandb"),)
 
 ValidationRoute = Literal["environments", "gym"]
 
@@ -225,7 +228,7 @@ def unknown_keys(
     upstream type are checked (open dicts such as optimizer kwargs accept anything).
     Returns ``(key path, known keys at that node)`` per unknown key."""
     fields = _structured_fields(annotation)
-    if fields is None:
+    if fields is None or path in OPEN_SECTIONS:
         return []
     known = set(fields) | (set(base) if isinstance(base, Mapping) else set())
     out: list[tuple[tuple[str, ...], list[str]]] = []
