@@ -74,9 +74,27 @@ class ExactReward:
         pass
 
 
+class CpuCountReward:
+    """Scores every sample with the CPU count its scoring actor sees (what a sandbox pool is
+    sized by): PYTHON_CPU_COUNT where set, else os.cpu_count()."""
+
+    name = "cpu_count"
+    reward_range = (0.0, 1024.0)
+
+    def score(self, samples):
+        import os
+
+        count = float(os.environ.get("PYTHON_CPU_COUNT") or os.cpu_count())
+        return [RewardResult(count, "correct") for _ in samples]
+
+    def close(self):
+        pass
+
+
 @hookimpl
 def register_rewards(register):
     register(ExactReward)
+    register(CpuCountReward)
 '''
     )
     dist = root / "exact_reward_plugin-0.1.dist-info"
@@ -99,8 +117,10 @@ def ray_cluster(plugin_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> I
     from cascade_plugins.plugins import reset_registry_cache
 
     reset_registry_cache()
+    # logical CPUs: our scoring actors reserve cpus_per_worker each (default 1), so a test that
+    # builds several environments needs more slots than this machine has cores
     ray.init(
-        num_cpus=2,
+        num_cpus=8,
         include_dashboard=False,
         runtime_env={"env_vars": {"PYTHONPATH": os.environ["PYTHONPATH"]}},
         _temp_dir=str(tmp_path_factory.mktemp("ray")),

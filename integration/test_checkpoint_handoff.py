@@ -84,6 +84,7 @@ def test_best_and_last_checkpoints_convert_to_hf(
     rounds = {"1": {"math": 0.9, "code": 0.2}, "2": {"math": 0.5, "code": 0.4}}
     best = finish_stage("s1", master.checkpointing, "best", tmp_path / "hf_best", rounds=rounds)
     assert best.checkpoint.step == 1 and best.checkpoint.format == "hf"
+    assert best.checkpoint.path == str(tmp_path / "hf_best" / "hf_step_1")  # one folder per step
     assert best.validation == {"math": 0.9, "code": 0.2}
     assert [m["step"] for m in best.metrics] == [1, 2]
     torch.testing.assert_close(_logits(Path(best.checkpoint.path), ids), best_logits, rtol=0, atol=1e-5)
@@ -105,6 +106,7 @@ def test_best_and_last_checkpoints_convert_to_hf(
     )
     result = json.loads(result_path.read_text())
     assert result["stage"] == "s1" and result["checkpoint"]["step"] == 2
+    assert result["checkpoint"]["path"] == str(tmp_path / "hf_last" / "hf_step_2")
     assert result["validation"] == {"math": 0.5, "code": 0.4}
     torch.testing.assert_close(_logits(Path(result["checkpoint"]["path"]), ids), last_logits, rtol=0, atol=1e-5)
     # the next stage can start from it: the tokenizer came along
@@ -113,3 +115,34 @@ def test_best_and_last_checkpoints_convert_to_hf(
     assert AutoTokenizer.from_pretrained(result["checkpoint"]["path"]).encode("ab") == [
         AutoTokenizer.from_pretrained(model_dir).encode("ab")
     ][0]
+
+
+def test_megatron_converter_runs_with_upstreams_mcore_python(tmp_path: Path, nemo_rl_root: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """The Megatron->HF converter needs megatron.bridge, which only NeMo RL's mcore environment has:
+    the command is the one upstream registers for its Megatron worker (PY_EXECUTABLES.MCORE), or
+    that worker's venv once NeMo RL built it, never the driver's Python."""
+    from nemo_rl.distributed.ray_actor_environment_registry import ACTOR_ENVIRONMENT_REGISTRY
+    from nemo_rl.distributed.virtual_cluster import PY_EXECUTABLES
+    from nemo_rl.utils import venvs
+
+    from cascade_plugins.backends.nemo_rl.checkpoints import megatron_converter_command
+
+    monkeypatch.delenv("NEMO_RL_PY_EXECUTABLES_SYSTEM", raising=False)
+    monkeypatch.delenv("NEMO_RL_VENV_DIR", raising=False)
+    assert ACTOR_ENVIRONMENT_REGISTRY[compat.MEGATRON_WORKER_FQN] == PY_EXECUTABLES.MCORE
+    step = tmp_path / "step_4"
+    (step / "policy" / "weights" / "iter_0000004").mkdir(parents=True)
+    command = megatron_converter_command(step, tmp_path / "out", nemo_rl_root)
+    prefix = command[: command.index(str(nemo_rl_root / "examples/converters/convert_megatron_to_hf.py"))]
+    assert prefix == [*PY_EXECUTABLES.MCORE.split(), "python"]
+    assert (nemo_rl_root / "examples/converters/convert_megatron_to_hf.py").is_file()
+    assert command[-4:] == ["--megatron-ckpt-path", str(step / "policy/weights/iter_0000004"),
+                            "--hf-ckpt-path", str(tmp_path / "out")]
+    # the venv NeMo RL builds for that worker (nemo_rl.utils.venvs), once it exists
+    monkeypatch.setenv("NEMO_RL_VENV_DIR", str(tmp_path / "venvs"))
+    python = tmp_path / "venvs" / compat.MEGATRON_WORKER_FQN / "bin" / "python"
+    python.parent.mkdir(parents=True)
+    python.write_text("#!/bin/sh\n")
+    assert Path(venvs.DEFAULT_VENV_DIR) == nemo_rl_root / "venvs"  # the default we assume
+    assert megatron_converter_command(step, tmp_path / "out", nemo_rl_root)[0] == str(python)

@@ -73,6 +73,32 @@ def test_calculate_rewards_mixes_our_env_with_upstream_math() -> None:
             ray.kill(env)
 
 
+def test_scoring_actors_reserve_their_cpus_and_size_pools_to_them() -> None:
+    """Each scoring actor holds cpus_per_worker CPUs in Ray for its lifetime, and what it sees as
+    its CPU count (PYTHON_CPU_COUNT, honoured by os.cpu_count() from Python 3.13) is that
+    reservation, not the node's."""
+    import time
+
+    import ray
+    from nemo_rl.environments.utils import create_env
+
+    from cascade_plugins.backends.nemo_rl import register_all
+
+    register_all(["cascade_cpu_count"])
+    total = ray.cluster_resources()["CPU"]
+    env = create_env("cascade_cpu_count", {"num_workers": 2, "cpus_per_worker": 2})
+    try:
+        result = ray.get(env.step.remote([[{"role": "assistant", "content": "x"}]] * 3, [{}] * 3))
+        assert result.rewards.tolist() == [2.0, 2.0, 2.0]
+        deadline = time.monotonic() + 30  # Ray's resource view lags actor creation a little
+        while ray.available_resources().get("CPU", 0.0) > total - 4 and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert ray.available_resources().get("CPU", 0.0) <= total - 4  # 2 actors x 2 CPUs held
+    finally:
+        ray.get(env.shutdown.remote())
+        ray.kill(env)
+
+
 def test_bad_env_config_fails_at_creation_with_the_key() -> None:
     import ray
     from nemo_rl.environments.utils import create_env

@@ -17,7 +17,7 @@ from cascade_plugins.backends.nemo_rl.backend import NemoRLBackend
 from cascade_plugins.backends.nemo_rl.stage_config import MOPD_KEY, StageLayout, algorithm_for
 from cascade_plugins.cascade.loading import load_cascade_config
 from cascade_plugins.cascade.plan import resolve_plan
-from cascade_plugins.interfaces import RewardResult
+from cascade_plugins.interfaces import CheckpointRef, RewardResult, RewardSpec, StageSpec
 from cascade_plugins.plugins import load_plugins
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
@@ -89,19 +89,87 @@ def test_every_stage_validates_as_upstream_master_config(
         assert f"--config {layout.config}" in layout.command.read_text()
 
 
+def _gym_spec(tmp_path: Path, overrides: dict, defaults: str | None = None) -> StageSpec:
+    data = tmp_path / "m.jsonl"
+    data.write_text('{"prompt": "p", "ground_truth": "1"}\n')
+    return StageSpec(
+        name="bad", kind="grpo", data={"math": str(data)},
+        rewards={"math": RewardSpec("nemo_rl_env", {"env": "math"})},
+        hparams={"nemo_rl": {"overrides": overrides, "defaults": defaults}},
+        output_dir=str(tmp_path / "bad"), init=CheckpointRef(str(tmp_path)),
+    )
+
+
 def test_upstream_validation_is_real_a_wrong_type_fails(tmp_path: Path, nemo_rl_root: Path) -> None:
     import pydantic
 
-    from cascade_plugins.interfaces import CheckpointRef, RewardSpec, StageSpec
-
-    data = tmp_path / "m.jsonl"
-    data.write_text('{"prompt": "p", "ground_truth": "1"}\n')
-    spec = StageSpec(
-        name="bad", kind="grpo", data={"math": str(data)},
-        rewards={"math": RewardSpec("nemo_rl_env", {"env": "math"})},
-        hparams={"nemo_rl": {"overrides": {"grpo": {"num_prompts_per_step": "many"}}}},
-        output_dir=str(tmp_path / "bad"), init=CheckpointRef(str(tmp_path)),
-    )
+    spec = _gym_spec(tmp_path, {"grpo": {"num_prompts_per_step": "many"}})
     layout = NemoRLBackend(nemo_rl_root=str(nemo_rl_root), mode="emit").emit(spec)
     with pytest.raises(pydantic.ValidationError, match="num_prompts_per_step"):
         compat.validate_master_config("grpo", compat.load_config_dict(layout.config))
+
+
+def test_plan_time_check_rejects_a_wrong_type_and_a_misspelt_key(tmp_path: Path, nemo_rl_root: Path) -> None:
+    """``cascade plan`` (Backend.check) runs the stage config through upstream's loader and
+    MasterConfig, and checks our keys against the keys upstream knows: its config classes
+    accept unknown keys silently, so a misspelt Megatron key would otherwise train with the
+    default."""
+    backend = NemoRLBackend(nemo_rl_root=str(nemo_rl_root), mode="emit")
+    assert backend.check(_gym_spec(tmp_path, {})) == []
+    wrong_type = backend.check(_gym_spec(tmp_path, {"grpo": {"num_prompts_per_step": "many"}}))
+    assert len(wrong_type) == 1
+    assert wrong_type[0].startswith("hparams.nemo_rl.overrides.grpo.num_prompts_per_step: NeMo RL rejects "
+                                    "grpo.num_prompts_per_step: Input should be a valid integer")
+    assert "(got 'many')" in wrong_type[0]
+    misspelt = backend.check(_gym_spec(
+        tmp_path, {"policy": {"megatron_cfg": {"tensor_model_paralel_size": 4}, "max_total_sequnce_length": 4}},
+        defaults="examples/nemo_gym/grpo_nanov3.yaml"))
+    assert sorted(misspelt) == [
+        "hparams.nemo_rl.overrides.policy.max_total_sequnce_length: NeMo RL has no key 'max_total_sequnce_length' "
+        "under policy; did you mean 'policy.max_total_sequence_length'?",
+        "hparams.nemo_rl.overrides.policy.megatron_cfg.tensor_model_paralel_size: NeMo RL has no key "
+        "'tensor_model_paralel_size' under policy.megatron_cfg; did you mean "
+        "'policy.megatron_cfg.tensor_model_parallel_size'?",
+    ]
+    # keys upstream's config classes declare are known even where the base YAML omits them
+    typed_only = backend.check(_gym_spec(tmp_path, {"checkpointing": {"keep_top_k": 2}}))
+    assert typed_only == []
+
+
+def test_plan_time_check_catches_the_metric_the_recipe_used_to_rank_by(tmp_path: Path, nemo_rl_root: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """code_rl and mopd validate through our environments, which NeMo RL reports as val:accuracy;
+    the Nano-v3 base's val:total_reward/mean stops them at their first checkpoint."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("CASCADE2_SFT_MODEL", str(tmp_path / "sft_model"))
+    config, loaded = load_cascade_config(
+        CONFIGS / "nemotron_cascade2.yaml",
+        ["hparams.common.nemo_rl.overrides.checkpointing.metric_name=val:total_reward/mean"])
+    _materialize(config, tmp_path)
+    registry = _registry({d.reward.name for d in config.domains.values() if d.reward})
+    plan = resolve_plan(config, loaded, run_dir=tmp_path / "run", base_dir=tmp_path, registry=registry)
+    backend = NemoRLBackend(nemo_rl_root=str(nemo_rl_root), mode="emit")
+    refused = {s.name: backend.check(plan.placeholder_spec(s)) for s in plan.stages}
+    assert sorted(name for name, problems in refused.items() if problems) == ["code_rl", "mopd"]
+    assert "'val:total_reward/mean' is not reported by this stage's validation" in refused["code_rl"][0]
+    # (pass_k too where the base validates several generations per prompt: main's Nano-v3 does)
+    assert "NeMo RL's validate reports only 'val:accuracy', 'val:avg_length'" in refused["code_rl"][0]
+
+
+def test_plan_notes_for_the_cascade2_recipe(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What `cascade plan` prints under 'backend notes': Gym stages cannot be ranked by
+    best:<domain>, and the MOPD stage's teacher placement and loss."""
+    from cascade_plugins.cli.plan import build_checked_plan
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("CASCADE2_SFT_MODEL", str(tmp_path / "sft_model"))
+    config, _ = load_cascade_config(CONFIGS / "nemotron_cascade2.yaml")
+    _materialize(config, tmp_path)
+    notes: list[str] = []
+    build_checked_plan(str(CONFIGS / "nemotron_cascade2.yaml"), (), str(tmp_path / "run"), notes)
+    unranked = sorted(n.split(":")[0] for n in notes if "'best:<domain>' teachers never choose it" in n)
+    assert unranked == sorted(["if_rl", "multi_domain_rl", "rlhf_from_sft", "rlhf", "long_context_rl",
+                               "swe_agentless_rl", "swe_agentic_rl"])
+    mopd = [n for n in notes if n.startswith("mopd: MOPD:")]
+    assert len(mopd) == 1 and "2 teacher policies" in mopd[0]
+    assert "instruction_following, multi_domain: the starting checkpoint" in mopd[0]

@@ -18,7 +18,8 @@ def write_jsonl(path: Path, rows: list[dict]) -> Path:
     return path
 
 
-def build_tiny_model(out: Path, seed: int = 0) -> Path:
+def build_tiny_model(out: Path, seed: int = 0, hidden_size: int = 32, heads: int = 4, max_positions: int = 256) -> Path:
+    """A 2-layer Llama; GPU runs (vLLM) want a head size of 64: ``hidden_size=256, heads=4``."""
     import torch
     from tokenizers import Tokenizer, decoders, models
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
@@ -34,8 +35,8 @@ def build_tiny_model(out: Path, seed: int = 0) -> Path:
     )
     torch.manual_seed(seed)
     config = LlamaConfig(
-        vocab_size=len(vocab), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-        num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=256,
+        vocab_size=len(vocab), hidden_size=hidden_size, intermediate_size=2 * hidden_size, num_hidden_layers=2,
+        num_attention_heads=heads, num_key_value_heads=heads, max_position_embeddings=max_positions,
         pad_token_id=0, eos_token_id=1, bos_token_id=1, tie_word_embeddings=False,
     )
     model = LlamaForCausalLM(config)

@@ -26,11 +26,13 @@ __all__ = [
     "RewardResult",
     "RewardSpec",
     "Sample",
+    "StageInterrupted",
     "StageKind",
     "StageReporter",
     "StageResult",
     "StageSpec",
     "Verdict",
+    "stop_requested",
 ]
 
 
@@ -220,6 +222,10 @@ class StageSpec:
     #: the loss to use (``mopd`` stages: the MOPD loss and its options)
     loss: RewardSpec | None = None
     seed: int = 0
+    #: experiment tracking, NeMo RL's ``logger:`` keys resolved for this stage: ``log_dir`` (this
+    #: stage's own folder), ``tensorboard_enabled``, ``wandb_enabled``, ``wandb`` (``project``,
+    #: ``group`` = the cascade, ``name`` = the stage, ``mode``), ... (see ``docs/cascade.md``)
+    logger: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -256,13 +262,47 @@ class StageResult:
 
 
 class StageReporter(Protocol):
-    """How a backend reports progress; the sequencer renders it (progress bar, logs, hooks)."""
+    """How a backend reports progress; the sequencer renders it (progress bar, logs, hooks).
+
+    ``stop_requested()`` is the reason (``"SIGINT"``, ``"SIGTERM"``) once the user asked the run to
+    stop, else ``None``. A backend that polls it between steps saves a resumable checkpoint and
+    raises :class:`StageInterrupted`; read it through :func:`stop_requested`, which also accepts
+    reporters written before it existed.
+    """
 
     def start(self, total_steps: int, description: str = "") -> None: ...
 
     def step(self, step: int, metrics: Mapping[str, Any]) -> None: ...
 
     def log(self, message: str) -> None: ...
+
+    def stop_requested(self) -> str | None: ...
+
+
+def stop_requested(reporter: object) -> str | None:
+    """``reporter.stop_requested()``, or ``None`` for a reporter without it."""
+    check = getattr(reporter, "stop_requested", None)
+    return check() if callable(check) else None
+
+
+class StageInterrupted(KeyboardInterrupt):
+    """A stage stopped because the user asked (SIGINT / SIGTERM), not because it failed.
+
+    Raised by the sequencer's signal handler (``checkpoint`` ``None``: nothing was saved, the stage
+    resumes from its last periodic checkpoint) or by a backend that saved a resumable checkpoint
+    of ``step`` first. A ``KeyboardInterrupt``, so ``except Exception`` never swallows it.
+    """
+
+    def __init__(self, reason: str = "interrupted", *, step: int | None = None, checkpoint: str | None = None):
+        self.reason = reason
+        self.step = step
+        self.checkpoint = checkpoint
+        super().__init__(reason)
+
+    def describe(self) -> str:
+        if self.checkpoint is None:
+            return f"{self.reason}; no checkpoint saved on the way out"
+        return f"{self.reason}; checkpoint of step {self.step} saved ({self.checkpoint})"
 
 
 @runtime_checkable
@@ -271,6 +311,11 @@ class Backend(Protocol):
 
     ``run_stage`` must be resumable: called again with the same ``spec.output_dir`` after a
     crash, it continues from the stage's own last checkpoint instead of starting over.
+
+    A backend whose class sets ``graceful_stop = True`` promises to poll
+    ``reporter.stop_requested()`` at least once per step and then to save a checkpoint and raise
+    :class:`StageInterrupted`; on SIGINT / SIGTERM the sequencer gives it a bounded time to do so.
+    Without it, a signal interrupts the backend at once.
     """
 
     name: str

@@ -6,7 +6,8 @@ then asked for their registrations through the hooks in :mod:`cascade_plugins.ho
 
 Which plugins load can be restricted with the ``CASCADE_PLUGINS`` environment variable (or the
 ``plugins:`` key of a cascade config): a comma-separated list of plugin names (built-in short
-names such as ``math`` or entry-point names). An empty value loads no plugin at all.
+names such as ``math`` or entry-point names). An empty value loads no plugin at all; a name that
+is neither a built-in nor an installed entry point is an error (:class:`UnknownPluginNameError`).
 """
 
 from __future__ import annotations
@@ -86,6 +87,14 @@ class UnknownPluginError(PluginError, KeyError):
 
     def __str__(self) -> str:  # KeyError would repr() the message
         return str(self.args[0])
+
+
+class UnknownPluginNameError(PluginError):
+    """The allow-list names plugins that do not exist; ``unknown`` lists them in the order given."""
+
+    def __init__(self, message: str, unknown: list[str]):
+        self.unknown = unknown
+        super().__init__(message)
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,8 +195,12 @@ def load_plugins(allow: str | Iterable[str] | None = None, *, use_env: bool = Tr
     is true, ``CASCADE_PLUGINS`` decides.
     """
     allowed = parse_allow_list(allow)
+    source = None
     if allowed is None and use_env and ENV_VAR in os.environ:
         allowed = parse_allow_list(os.environ[ENV_VAR])
+        source = f"{ENV_VAR}={os.environ[ENV_VAR]}"
+    if allowed:
+        _check_allowed_names(allow if source is None else os.environ[ENV_VAR], allowed, source)
 
     pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
     pm.add_hookspecs(hookspecs)
@@ -227,16 +240,36 @@ def load_plugins(allow: str | Iterable[str] | None = None, *, use_env: bool = Tr
     return PluginRegistry(pm, providers)
 
 
+def _check_allowed_names(given: str | Iterable[str] | None, allowed: frozenset[str], source: str | None) -> None:
+    """Refuse names of plugins that are neither built in nor installed (a typo would load nothing)."""
+    known = sorted({*BUILTIN_PLUGINS, *(ep.name for ep in metadata.entry_points(group=ENTRY_POINT_GROUP))})
+    order = [n.strip() for n in (given.split(",") if isinstance(given, str) else given or [])]
+    unknown = [name for name in dict.fromkeys(order) if name in allowed and name not in known]
+    if not unknown:
+        return
+    parts = []
+    for name in unknown:
+        close = difflib.get_close_matches(name, known, n=1)
+        parts.append(f"{name!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+    plural = "s" if len(unknown) > 1 else ""
+    prefix = f"{source}: " if source else ""
+    raise UnknownPluginNameError(
+        f"{prefix}unknown plugin{plural} {', '.join(parts)}; installed plugins: {', '.join(known)}", unknown
+    )
+
+
 _default: dict[frozenset[str] | None, PluginRegistry] = {}
 
 
 def get_registry(allow: str | Iterable[str] | None = None) -> PluginRegistry:
     """The process-wide registry for an allow-list (cached; ``load_plugins`` builds a new one)."""
     allowed = parse_allow_list(allow)
-    if allowed is None and ENV_VAR in os.environ:
+    from_env = allowed is None and ENV_VAR in os.environ
+    if from_env:
         allowed = parse_allow_list(os.environ[ENV_VAR])
     if allowed not in _default:
-        _default[allowed] = load_plugins(allowed, use_env=False)
+        # through the environment again when it decides, so an error names CASCADE_PLUGINS
+        _default[allowed] = load_plugins(None, use_env=True) if from_env else load_plugins(allow, use_env=False)
     return _default[allowed]
 
 

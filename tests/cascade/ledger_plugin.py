@@ -14,7 +14,11 @@ checkpoint must win. Faults are injected through environment variables, as a rea
   i.e. after the manifest recorded it and before the next stage starts;
 - ``LEDGER_EVENTS=path``          append every committed step and lifecycle hook call to this file
   (JSON lines);
-- ``LEDGER_STEP_SECONDS=x``       sleep x seconds per step (to kill from outside mid-stage).
+- ``LEDGER_STEP_SECONDS=x``       sleep x seconds per step (to kill from outside mid-stage);
+- ``LEDGER_IGNORE_STOP=1``        never look at stop requests (a backend that cannot save in time).
+
+After each committed step it polls ``reporter.stop_requested()``: on SIGINT / SIGTERM it stops
+there, its checkpoint of that step being the resume point.
 """
 
 from __future__ import annotations
@@ -29,7 +33,15 @@ from pathlib import Path
 from typing import Any
 
 from cascade_plugins import hookimpl
-from cascade_plugins.interfaces import CheckpointRef, RewardResult, Sample, StageResult, StageSpec
+from cascade_plugins.interfaces import (
+    CheckpointRef,
+    RewardResult,
+    Sample,
+    StageInterrupted,
+    StageResult,
+    StageSpec,
+    stop_requested,
+)
 
 STATE = "state.json"
 ALLOWED_HPARAMS = {"steps", "validation", "evaluations", "eval_every", "lr"}
@@ -66,6 +78,7 @@ def _step_of(folder: Path) -> int:
 
 class LedgerBackend:
     name = "ledger"
+    graceful_stop = True
 
     def __init__(self, **options: Any):
         unknown = set(options) - {"label"}
@@ -111,6 +124,10 @@ class LedgerBackend:
             _write_checkpoint(out / f"step_{step:04d}", state)
             _log_event("step", stage=spec.name, step=step)
             reporter.step(step, {"loss": 1.0 / step})
+            reason = None if os.environ.get("LEDGER_IGNORE_STOP") else stop_requested(reporter)
+            if reason:
+                _log_event("stopped", stage=spec.name, step=step, reason=reason)
+                raise StageInterrupted(reason, step=step, checkpoint=str(out / f"step_{step:04d}"))
         validation = {d: float(v) for d, v in spec.hparams.get("validation", {}).items() if d in spec.eval}
         evaluations = [
             {"step": int(step), "scores": {d: float(v) for d, v in scores.items()},

@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 import pytest
+import yaml
 from click.testing import CliRunner
 
 from cascade_plugins import atomic as atomic_module
@@ -104,3 +105,112 @@ def test_cli_refusals_exit_2(tmp_path: Path, ledger_site, kit, monkeypatch):
     result = runner.invoke(cli, ["run", "bad.yaml"])
     assert result.exit_code == 2 and "stages[1].init" in result.output
     assert not (tmp_path / "runs").exists()  # refused before anything was written
+
+
+def test_paths_inside_the_run_directory_are_stored_relative_and_loaded_absolute(tmp_path):
+    run_dir = tmp_path / "run"
+    inside = str(run_dir / "stages" / "sft" / "step_3")
+    manifest = RunManifest(
+        config_hash="abc", base_dir=str(tmp_path), backend="ledger",
+        datasets={"train": {"path": str(run_dir / "data" / "train.jsonl"), "generator": "g"}},
+        stages=[StageRecord(
+            name="sft", kind="sft", status="finished", log_dir=str(run_dir / "logs" / "sft"),
+            init={"path": "/models/base", "format": "hf"},
+            teachers={"math": {"checkpoint": {"path": inside}, "rule": "stage"}},
+            result={"stage": "sft", "checkpoint": {"path": inside}, "metrics": [], "validation": {},
+                    "evaluations": [{"step": 1, "scores": {},
+                                     "checkpoint": {"path": str(run_dir / "stages/sft/step_1")}}]},
+            interrupted={"reason": "SIGTERM", "step": 2, "checkpoint": str(run_dir / "stages/sft/step_2")},
+        )],
+        registry={"math": [{"stage": "sft", "step": 3, "checkpoint": {"path": inside}, "score": 0.5}]},
+    )
+    save_manifest(run_dir, manifest)
+    stored = json.loads((run_dir / "manifest.json").read_text())
+    assert str(run_dir) not in json.dumps(stored)
+    record = stored["stages"][0]
+    assert record["result"]["checkpoint"]["path"] == "stages/sft/step_3"
+    assert record["result"]["evaluations"][0]["checkpoint"]["path"] == "stages/sft/step_1"
+    assert record["teachers"]["math"]["checkpoint"]["path"] == "stages/sft/step_3"
+    assert record["interrupted"]["checkpoint"] == "stages/sft/step_2"
+    assert record["log_dir"] == "logs/sft"
+    assert record["init"]["path"] == "/models/base"  # outside the run directory: absolute
+    assert stored["datasets"]["train"]["path"] == "data/train.jsonl"
+    assert stored["registry"]["math"][0]["checkpoint"]["path"] == "stages/sft/step_3"
+    assert stored["base_dir"] == str(tmp_path) and stored["format_version"] == 2
+
+    moved = tmp_path / "moved"
+    (run_dir).rename(moved)
+    loaded = load_manifest(moved)
+    assert loaded.stages[0].result["checkpoint"]["path"] == str(moved / "stages" / "sft" / "step_3")
+    assert loaded.stages[0].interrupted["checkpoint"] == str(moved / "stages" / "sft" / "step_2")
+    assert loaded.registry["math"][0]["checkpoint"]["path"] == str(moved / "stages" / "sft" / "step_3")
+    assert loaded.stages[0].init["path"] == "/models/base"
+    save_manifest(moved, loaded)
+    assert json.loads((moved / "manifest.json").read_text())["stages"] == stored["stages"]
+
+
+def test_a_manifest_of_a_newer_format_is_refused_by_name(tmp_path):
+    data = json.loads(_manifest().model_dump_json())
+    data["format_version"] = 99
+    (tmp_path / "manifest.json").write_text(json.dumps(data))
+    with pytest.raises(ManifestError, match=r"has format 99; .* reads up to 2: upgrade"):
+        load_manifest(tmp_path)
+
+
+def test_report_on_a_folder_that_is_no_run_writes_nothing(tmp_path):
+    result = CliRunner().invoke(cli, ["report", str(tmp_path / "missing"), "--output", str(tmp_path / "out")])
+    assert result.exit_code == 2 and "not a cascade run directory" in result.output
+    assert not (tmp_path / "missing").exists() and not (tmp_path / "out").exists()
+
+
+def _unwrapped(text: str) -> str:
+    """The terminal output with the console's line wrapping undone."""
+    return " ".join(text.split())
+
+
+def test_a_change_to_finished_stages_is_not_applied_and_their_config_is_kept(tmp_path, ledger_site, kit, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    kit.write(tmp_path / "cascade.yaml", kit.config())
+    runner = CliRunner()
+    assert runner.invoke(cli, ["run", "cascade.yaml", "--no-report"]).exit_code == 0
+    run_dir = tmp_path / "runs" / "cascade"
+    first = load_manifest(run_dir)
+    first_hash = first.config_hash
+    assert {s.config_hash for s in first.stages} == {first_hash}
+    assert first.stage("sft").ran_with["hparams"]["steps"] == 3
+
+    # every stage is finished: the longer schedule is accepted for what comes next, applied to none of them
+    result = runner.invoke(cli, ["run", "cascade.yaml", "hparams.common.steps=5", "--allow-config-change",
+                                 "--no-report"])
+    assert result.exit_code == 0, result.output
+    assert "stage sft is finished and does not run again: its changes are not applied (hparams.steps: 3 -> 5)" \
+        in _unwrapped(result.output)
+    manifest = load_manifest(run_dir)
+    assert manifest.config_hash != first_hash
+    for record in manifest.stages:
+        assert record.config_hash == first_hash and record.ran_with["hparams"]["steps"] == 3
+        assert record.result["metrics"][-1]["step"] == 3
+    assert manifest.config_history[0]["not_applied"]["mopd"] == ["hparams.steps: 3 -> 5"]
+    # the config the stages ran with is still on disk, next to the one the run goes on with
+    kept = yaml.safe_load((run_dir / manifest.config_history[0]["config"]).read_text())
+    assert kept["hparams"]["common"]["steps"] == 3
+    assert yaml.safe_load((run_dir / "configs" / f"{manifest.config_hash}.yaml").read_text())[
+        "hparams"]["common"]["steps"] == 5
+    assert yaml.safe_load((run_dir / "config.yaml").read_text())["hparams"]["common"]["steps"] == 5
+    status = runner.invoke(cli, ["status", str(run_dir)])
+    assert f"sft: ran with configs/{first_hash}.yaml (an earlier config); not applied to it: hparams.steps: 3 -> 5" \
+        in _unwrapped(status.output)
+
+    # a stage added now runs under the new config, and says so
+    config = kit.config()
+    config["stages"].append({"name": "extra", "kind": "sft", "data": {"math": "math_train"}})
+    kit.write(tmp_path / "cascade.yaml", config)
+    result = runner.invoke(cli, ["run", "cascade.yaml", "hparams.common.steps=5", "--allow-config-change",
+                                 "--no-report"])
+    assert result.exit_code == 0, result.output
+    manifest = load_manifest(run_dir)
+    extra = manifest.stage("extra")
+    assert extra.ran_with["hparams"]["steps"] == 5 and extra.result["metrics"][-1]["step"] == 5
+    assert extra.config_hash == manifest.config_hash and manifest.stage("sft").config_hash == first_hash
+    assert (run_dir / "configs" / f"{extra.config_hash}.yaml").is_file()
+    assert len(list((run_dir / "configs").iterdir())) == 3

@@ -224,9 +224,10 @@ def test_backend_check_problems_point_at_the_line_that_set_the_value(tmp_path, l
         check_with_backend(scratch, ledger_registry)
     problems = info.value.problems
     warmup = [p for p in problems if p.key_path == "hparams.common.warmup"]
-    assert len(warmup) == 4  # every stage inherits it; the line is the one in hparams.common
+    # every stage inherits it from one line: one problem, at that line, naming the stages
+    assert [p.message for p in warmup] == ["backend 'ledger' (all 4 stages): not a ledger setting"]
     lines = path.read_text().splitlines()
-    assert all("warmup" in lines[p.line - 1] for p in warmup)
+    assert "warmup" in lines[warmup[0].line - 1]
     steps = [p for p in problems if p.key_path == "stages[1].hparams.steps"]
     assert len(steps) == 1 and "positive integer" in steps[0].message and "steps: 0" in lines[steps[0].line - 1]
 
@@ -262,3 +263,69 @@ def test_cli_plan_exit_2_with_all_problems(tmp_path, ledger_site, kit, monkeypat
     assert result.exit_code == 2
     assert "2 problems in config" in result.output
     assert "stages[0].data.math" in result.output and "stages[3].teachers.code" in result.output
+
+
+RECIPE = Path(__file__).resolve().parents[2] / "configs" / "nemotron_cascade2.yaml"
+
+
+def test_a_recipe_broken_in_several_ways_lists_every_problem_once(tmp_path, monkeypatch):
+    """The Cascade 2 recipe with problems of every kind at once: missing data, a typo'd reward and
+    stage, a bad hparams key, a key the backend owns, and no NeMo RL checkout. One run of
+    `cascade plan` lists all of them, each once, in file order."""
+    import yaml
+
+    data = yaml.safe_load(RECIPE.read_text())
+    for entry in data["data"].values():
+        path = tmp_path / entry
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text('{"prompt": "p", "ground_truth": "1"}\n')
+    (tmp_path / "data" / "nemotron_cascade2" / "code_val.jsonl").unlink()
+    (tmp_path / "sft").mkdir()
+    (tmp_path / "nemo-rl").mkdir()
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("CASCADE2_SFT_MODEL", str(tmp_path / "sft"))
+    monkeypatch.setenv("NEMO_RL_ROOT", str(tmp_path / "nemo-rl"))  # a checkout without the base configs
+    monkeypatch.delenv("CASCADE_PLUGINS", raising=False)
+    overrides = [
+        "domains.code=codee",
+        "stages.3.init=multi_domain",
+        "+stages.0.hparams.learning_rate=1e-6",
+        "+stages.6.hparams.nemo_rl.overrides.checkpointing.checkpoint_dir=/elsewhere",
+    ]
+    result = CliRunner().invoke(cli, ["plan", str(RECIPE), *overrides])
+    assert result.exit_code == 2, result.output
+    listed = [line.strip() for line in result.output.splitlines()[1:] if line.strip()]
+    assert result.output.splitlines()[0] == "6 problems in config:"
+    assert len(listed) == 6 and len(set(listed)) == 6
+
+    def one(fragment: str) -> str:
+        found = [line for line in listed if fragment in line]
+        assert len(found) == 1, (fragment, listed)
+        return found[0]
+
+    assert "did you mean 'code'" in one("domains.code.reward: ")
+    assert "did you mean 'multi_domain_rl'" in one("stages[3].init: ")
+    assert "code_val.jsonl" in one("data.code_val.path: data file not found")
+    assert "unknown key 'learning_rate'" in one("stages[0].hparams.learning_rate: backend 'nemo_rl' (stage 'if_rl')")
+    assert "set by the backend" in one("stages[6].hparams.nemo_rl.overrides.checkpointing.checkpoint_dir:")
+    # every stage inherits the base config from hparams.common: one problem at that line (if_rl is
+    # not among the stages because its hparams failed to validate first)
+    shared = one("hparams.common.nemo_rl.defaults: backend 'nemo_rl' (stages 'multi_domain_rl', 'rlhf_from_sft',")
+    assert shared.startswith(f"{RECIPE}:") and "NeMo RL config not found" in shared
+    lines = [int(line.split(":")[1]) for line in listed if line.startswith(f"{RECIPE}:")]
+    assert lines == sorted(lines)  # in file order
+
+
+def test_each_stage_gets_its_own_tracked_run_grouped_by_the_cascade(tmp_path, ledger_registry, kit):
+    config = kit.config(name="demo", logger={"tensorboard_enabled": True, "wandb": {"project": "p"}})
+    plan = _plan(tmp_path, config, ledger_registry, kit)
+    spec = plan.placeholder_spec(plan.stage("math_rl"))
+    assert spec.logger == {
+        "tensorboard_enabled": True,
+        "wandb": {"group": "demo", "name": "math_rl", "job_type": "grpo", "project": "p"},
+        "log_dir": str(tmp_path / "run" / "logs" / "math_rl"),
+    }
+    moved = _plan(tmp_path, kit.config(name="demo", logger={"log_dir": "tb"}), ledger_registry, kit)
+    assert moved.placeholder_spec(moved.stage("sft")).logger["log_dir"] == str(tmp_path / "run" / "tb" / "sft")
+    # tracking can be switched on for a run that goes on: it is not part of the config's hash
+    assert moved.config_hash == plan.config_hash

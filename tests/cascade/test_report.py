@@ -156,3 +156,46 @@ def test_report_shows_recovery_noise_and_mopd_metrics(tmp_path: Path):
     recovery = tmp_path / "recovery.png"
     assert recovery.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "![scores after every stage against the MOPD teachers](recovery.png)" in text
+
+
+def test_training_curves_run_through_the_cascade_and_into_the_plot(tmp_path: Path):
+    manifest = _manifest()
+    sft, rlhf, math_rl, code_rl, mopd = manifest.stages
+    sft.kind, mopd.kind = "sft", "mopd"
+    sft.result["metrics"] = [{"step": s, "loss": 2.0 / s} for s in (1, 2, 3, 4)]
+    rlhf.result["metrics"] = [{"step": s, "loss": 0.1, "reward": s / 4} for s in (1, 2, 3, 4)]
+    math_rl.result["metrics"] = [{"step": s, "loss": 0.0, "reward": 0.5, "lr": 1e-4} for s in (1, 2, 3, 4)]
+    code_rl.result["metrics"] = []
+    # the last stage was interrupted: its curve comes from its metrics.jsonl
+    mopd.status, mopd.result, mopd.total_steps = "interrupted", None, 10
+    mopd.log_dir = str(tmp_path / "logs" / "mopd")
+    Path(mopd.log_dir).mkdir(parents=True)
+    (Path(mopd.log_dir) / "metrics.jsonl").write_text(
+        '{"step": 1, "loss": 0.3, "reverse_kl": 0.02}\n{"step": 2, "loss": 0.2, "reverse_kl": 0.01}\n'
+        '{"step": 2, "validation/math": 0.6}\n{"step": 3, "lo'
+    )
+    data = build_report(manifest)
+    curves = {title: [(c.stage, c.steps, c.values) for c in found] for title, found in data.curves.items()}
+    assert curves["loss"] == [
+        ("sft", [1, 2, 3, 4], [2.0, 1.0, 2 / 3, 0.5]),
+        ("rlhf", [5, 6, 7, 8], [0.1] * 4),
+        ("math_rl", [9, 10, 11, 12], [0.0] * 4),
+        ("mopd", [13, 14], [0.3, 0.2]),
+    ]
+    assert curves["reward (sampled)"] == [("rlhf", [5, 6, 7, 8], [0.25, 0.5, 0.75, 1.0]),
+                                          ("math_rl", [9, 10, 11, 12], [0.5] * 4)]
+    assert curves["MOPD reverse KL"] == [("mopd", [13, 14], [0.02, 0.01])]
+
+    save_manifest(tmp_path, manifest)
+    _, png, text = write_report(tmp_path)
+    assert "![validation scores and training curves through the cascade](report.png)" in text
+    assert png is not None and png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_a_run_without_scores_still_plots_its_curves(tmp_path: Path):
+    record = StageRecord(name="sft", kind="sft", status="finished",
+                         result={"stage": "sft", "checkpoint": {"path": "/ck"}, "validation": {}, "evaluations": [],
+                                 "metrics": [{"step": 1, "loss": 1.0}, {"step": 2, "loss": 0.5}]})
+    save_manifest(tmp_path, RunManifest(config_hash="x", base_dir="/", backend="ledger", stages=[record]))
+    _, png, text = write_report(tmp_path)
+    assert png is not None and "![training curves through the cascade](report.png)" in text

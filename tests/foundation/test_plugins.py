@@ -82,7 +82,9 @@ def test_builtins_register_like_third_party_plugins(site: Path, monkeypatch: pyt
     monkeypatch.setattr(plugins, "BUILTIN_PLUGINS", {"inhouse": "tp_builtin"})
     reg = load_plugins().get("reward", "inhouse")
     assert reg.plugin == "inhouse" and reg.distribution == "cascade-plugins"
-    assert load_plugins(allow="other").names("reward") == []
+    assert load_plugins(allow="").names("reward") == []
+    with pytest.raises(PluginError, match=r"unknown plugin 'inhuose' \(did you mean 'inhouse'\?\)"):
+        load_plugins(allow="inhuose")
 
 
 def test_broken_builtin_fails_loudly(site: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -3,8 +3,10 @@
 :func:`resolve_plan` does the static checks (unknown domains, rewards, losses, generators and
 backends; missing data files; init/teacher references to stages that do not run before; reference
 cycles; teachers on the wrong stage kind) and :func:`check_with_backend` asks the backend about
-every resolved stage (``Backend.check``). Both collect *all* problems and raise one
-:class:`ConfigError` naming file, line and key path of each.
+every resolved stage (``Backend.check``). :func:`check_plan` does both in one pass, so a config
+with problems of both kinds lists them all at once. Each raises one :class:`ConfigError` naming
+file, line and key path of each problem, once: a backend problem that every stage inherits from
+one line (``hparams.common``) is one problem naming the stages.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ import difflib
 import hashlib
 import json
 import re
-from collections.abc import Mapping, Sequence
+import tempfile
+from collections.abc import Iterable, Mapping, Sequence, Set
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -30,7 +33,7 @@ from cascade_plugins.config.schema import (
     StageConfig,
 )
 from cascade_plugins.interfaces import CheckpointRef, RewardSpec, StageSpec
-from cascade_plugins.plugins import PluginError, PluginRegistry, get_registry
+from cascade_plugins.plugins import PluginError, PluginRegistry, UnknownPluginNameError, get_registry
 
 __all__ = [
     "DatasetSource",
@@ -38,6 +41,7 @@ __all__ = [
     "Plan",
     "PlannedStage",
     "TeacherRef",
+    "check_plan",
     "check_with_backend",
     "config_hash",
     "deep_merge",
@@ -149,6 +153,26 @@ class Plan:
     def data_dir(self) -> Path:
         return self.run_dir / "data"
 
+    @property
+    def log_dir(self) -> Path:
+        """``logger.log_dir`` (relative: inside the run directory), default ``<run_dir>/logs``."""
+        configured = self.config.logger.log_dir
+        if configured is None:
+            return self.run_dir / "logs"
+        path = Path(configured).expanduser()
+        return path if path.is_absolute() else self.run_dir / path
+
+    def stage_logger(self, stage: PlannedStage) -> dict[str, Any]:
+        """The ``logger:`` keys the user set, with this stage's own ``log_dir`` and W&B identity
+        (one run per stage, grouped by the cascade); backends add their own defaults."""
+        logger = self.config.logger
+        section = logger.model_dump(mode="json", exclude_unset=True)
+        section["log_dir"] = str(self.log_dir / stage.name)
+        section["wandb"] = {
+            "group": self.config.name or "cascade", "name": stage.name, "job_type": stage.kind, **logger.wandb,
+        }
+        return section
+
     def stage(self, name: str) -> PlannedStage:
         for stage in self.stages:
             if stage.name == name:
@@ -205,6 +229,7 @@ class Plan:
             model=copy.deepcopy(self.config.model),
             loss=stage.loss,
             seed=stage.seed,
+            logger=self.stage_logger(stage),
         )
 
     def placeholder_spec(self, stage: PlannedStage) -> StageSpec:
@@ -266,8 +291,9 @@ def deep_merge(*layers: Mapping[str, Any]) -> dict[str, Any]:
 
 def config_hash(config: CascadeConfig) -> str:
     """A hash of the config's meaning (not its formatting); ``run_dir`` is left out because the
-    same run may be moved or named on the command line."""
-    data = config.model_dump(mode="json", exclude={"run_dir"})
+    same run may be moved or named on the command line, ``logger`` because tracking can be turned
+    on or off for a run that goes on."""
+    data = config.model_dump(mode="json", exclude={"run_dir", "logger"})
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
 
@@ -280,8 +306,11 @@ class _Problems:
     def __init__(self, loaded: LoadedConfig | None):
         self.loaded = loaded
         self.items: list[ConfigProblem] = []
+        #: the key path of each item, as a tuple (which stage a problem belongs to)
+        self.keys: list[KeyPath] = []
 
     def add(self, key_path: Sequence[str | int], message: str) -> None:
+        self.keys.append(tuple(key_path))
         if self.loaded is not None:
             self.items.append(self.loaded.problem(key_path, message))
         else:
@@ -317,6 +346,18 @@ class _Resolver:
         self.stage_index: dict[str, int] = {}
         #: (referring stage, referred stage, key, verb) for references to stages not listed before
         self._forward_refs: list[tuple[int, int, KeyPath, str]] = []
+        #: stages that lost an input to a problem found while resolving something they use (a
+        #: dataset, a domain's reward): the backend's view of them is incomplete
+        self._incomplete: set[int] = set()
+
+    def stages_with_problems(self) -> set[str]:
+        """Names of stages whose resolution found a problem of theirs or of an input they use."""
+        names = [s.name for s in self.config.stages]
+        flagged = set(self._incomplete)
+        for key in self.problems.keys:
+            if len(key) >= 2 and key[0] == "stages" and isinstance(key[1], int):
+                flagged.add(key[1])
+        return {names[i] for i in flagged if i < len(names)}
 
     # -- plugins ------------------------------------------------------------------------------
 
@@ -332,6 +373,11 @@ class _Resolver:
         message = self._checked_plugins[cache_key]
         if message:
             self.problems.add(key, context + message)
+
+    def plugin_failed(self, kind: Literal["reward", "loss"], spec: NamedOptions) -> bool:
+        """Did :meth:`check_plugin` already find ``spec`` broken?"""
+        cache_key = (kind, json.dumps([spec.name, spec.options], sort_keys=True, default=str))
+        return bool(self._checked_plugins.get(cache_key))
 
     def _try_build(self, kind: Literal["reward", "loss"], spec: NamedOptions) -> str | None:
         assert self.registry is not None
@@ -423,7 +469,9 @@ class _Resolver:
 
     # -- the whole plan -----------------------------------------------------------------------
 
-    def resolve(self) -> Plan:
+    def resolve(self, *, raise_problems: bool = True) -> Plan:
+        """The plan; with ``raise_problems=False`` also when problems were found (to check it
+        further, never to run it: inputs with problems are missing from it)."""
         config = self.config
         if self.registry is not None and config.backend.name not in self.registry.names("backend"):
             try:
@@ -438,7 +486,8 @@ class _Resolver:
         eval_sets = self._resolve_eval()
         stages = self._resolve_stages()
         self._check_references()
-        self.problems.raise_if_any()
+        if raise_problems:
+            self.problems.raise_if_any()
         return Plan(
             config=config,
             run_dir=self.run_dir,
@@ -463,7 +512,7 @@ class _Resolver:
                 self.problems.add(
                     key, f"no reward to score it: set {format_key_path(key)}.reward or domains.{domain}.reward"
                 )
-            if source is not None and reward is not None:
+            if source is not None and reward is not None and not self.plugin_failed("reward", reward):
                 out[domain] = (source, _as_spec(reward))
         return out
 
@@ -504,6 +553,8 @@ class _Resolver:
             source = self.data_ref(ref, (*key, "data", domain))
             if source is not None:
                 data[domain] = source
+            else:
+                self._incomplete.add(index)
 
         rewards: dict[str, RewardSpec] = {}
         for domain, reward in stage.rewards.items():
@@ -513,7 +564,9 @@ class _Resolver:
                 self.check_plugin("reward", reward, (*key, "rewards", domain))
         for domain in domains:
             reward = stage.rewards.get(domain) or self.domain_reward(domain)
-            if reward is not None:
+            if reward is not None and self.plugin_failed("reward", reward):
+                self._incomplete.add(index)
+            elif reward is not None:
                 rewards[domain] = _as_spec(reward)
             elif stage.kind == "grpo" and domain in self.config.domains:
                 self.problems.add(
@@ -689,6 +742,28 @@ def _find_path(edges: Mapping[int, set[int]], start: int, goal: int) -> list[int
     return None
 
 
+def _resolver(
+    config: CascadeConfig,
+    loaded: LoadedConfig | None,
+    run_dir: str | Path,
+    base_dir: str | Path | None,
+    registry: PluginRegistry | None,
+) -> tuple[_Resolver, PluginRegistry]:
+    base = Path(base_dir).resolve() if base_dir is not None else Path.cwd()
+    if registry is None:
+        try:
+            registry = get_registry(config.plugins)
+        except PluginError as exc:
+            problems = _Problems(loaded)
+            key: tuple[str | int, ...] = ("plugins",)
+            if isinstance(exc, UnknownPluginNameError) and config.plugins and exc.unknown[0] in config.plugins:
+                key = ("plugins", config.plugins.index(exc.unknown[0]))  # the line of the misspelt name
+            problems.add(key, str(exc))
+            problems.raise_if_any()
+    assert registry is not None
+    return _Resolver(config, loaded, Path(run_dir).resolve(), base, registry), registry
+
+
 def resolve_plan(
     config: CascadeConfig,
     loaded: LoadedConfig | None = None,
@@ -702,48 +777,91 @@ def resolve_plan(
     ``registry`` defaults to the plugins allowed by ``config.plugins``; relative paths resolve
     against ``base_dir`` (default: the current directory).
     """
-    base = Path(base_dir).resolve() if base_dir is not None else Path.cwd()
-    if registry is None:
-        try:
-            registry = get_registry(config.plugins)
-        except PluginError as exc:
-            problems = _Problems(loaded)
-            problems.add(("plugins",), str(exc))
-            problems.raise_if_any()
-    resolver = _Resolver(config, loaded, Path(run_dir).resolve(), base, registry)
+    resolver, _ = _resolver(config, loaded, run_dir, base_dir, registry)
     return resolver.resolve()
+
+
+def check_plan(
+    config: CascadeConfig,
+    loaded: LoadedConfig | None = None,
+    *,
+    run_dir: str | Path,
+    base_dir: str | Path | None = None,
+    registry: PluginRegistry | None = None,
+    notes: list[str] | None = None,
+) -> Plan:
+    """:func:`resolve_plan` and :func:`check_with_backend` in one pass: raises one
+    :class:`ConfigError` listing every problem of both kinds, each once, in file order.
+
+    With ``notes``, the backend's remarks on each stage (``plan_notes(spec)``, for backends that
+    have one) are appended to it as ``"<stage>: <note>"``.
+
+    Nothing is written to the run directory: generated datasets go to a temporary folder for the
+    backend's checks. A stage with a problem of its own (or of a dataset or reward it uses) is
+    still checked by the backend, but only the backend's problems with a config key
+    (``hparams.*``, ``model.*``, ``logger.*``) are kept for it; the others would repeat, in the
+    backend's words, what the static check already said.
+    """
+    resolver, registry = _resolver(config, loaded, run_dir, base_dir, registry)
+    plan = resolver.resolve(raise_problems=False)
+    problems = list(resolver.problems.items)
+    partial = resolver.stages_with_problems()
+    if ("backend", "name") not in resolver.problems.keys:
+        with tempfile.TemporaryDirectory(prefix="cascade-plan-") as tmp:
+            scratch = plan.with_data_dir(Path(tmp))
+            from cascade_plugins.cascade.generated_data import write_generated_dataset
+
+            failed = _Problems(loaded)
+            for name, source in scratch.generated().items():
+                try:
+                    write_generated_dataset(source, registry)
+                except Exception as exc:
+                    failed.add(("data", name), f"generator {source.generator!r} failed: {exc}")
+                    partial |= {s.name for s in plan.stages if any(d.name == name for d in s.data.values())}
+            problems += failed.items
+            backend, build_problems = _build_backend(scratch, registry)
+            problems += build_problems
+            if backend is not None:
+                problems += _backend_problems(scratch, backend, partial)
+                plan_notes = getattr(backend, "plan_notes", None)
+                if notes is not None and plan_notes is not None:
+                    for stage in scratch.stages:
+                        notes.extend(f"{stage.name}: {note}" for note in plan_notes(scratch.placeholder_spec(stage)))
+    if problems:
+        raise ConfigError(_in_file_order(problems))
+    return plan
+
+
+def _in_file_order(problems: Iterable[ConfigProblem]) -> list[ConfigProblem]:
+    unique = list(dict.fromkeys(problems))
+    return sorted(unique, key=lambda p: (p.file or "", p.line if p.line is not None else 1 << 30))
 
 
 # ------------------------------------------------------------------------------------------
 # Backend checks
 # ------------------------------------------------------------------------------------------
 
-_BACKEND_KEY = re.compile(r"^(hparams|model)((?:\.[A-Za-z0-9_]+)*)\s*:\s*(.+)$", re.DOTALL)
+_BACKEND_KEY = re.compile(r"^(hparams|model|logger)((?:\.[A-Za-z0-9_]+)*)\s*:\s*(.+)$", re.DOTALL)
 _STAGE_PREFIX = re.compile(r"^stage '[^']*':\s*")
 
 
-def _backend_problem(plan: Plan, stage: PlannedStage, message: str) -> ConfigProblem:
-    """Place a backend's message at the key it names (``hparams.lr: ...`` -> the line that set it)."""
-    problems = _Problems(plan.loaded)
+def _backend_key(plan: Plan, stage: PlannedStage, message: str) -> tuple[KeyPath | None, str]:
+    """The config key a backend's message names (``hparams.lr: ...`` -> the line that set it),
+    or ``None`` when it names none; and the message without that key."""
     match = _BACKEND_KEY.match(message.strip())
-    stage_key: KeyPath = ("stages", stage.index)
     if match is None:
-        problems.add(stage_key, f"backend {plan.config.backend.name!r}: {message}")
-        return problems.items[0]
+        return None, message.strip()
     section, rest, text = match.groups()
     parts = tuple(p for p in rest.split(".") if p)
-    if section == "model":
-        key: KeyPath = ("model", *parts)
-    else:
-        candidates: list[KeyPath] = [
-            (*stage_key, "hparams", *parts),
-            ("hparams", stage.kind, *parts),
-            ("hparams", "common", *parts),
-        ]
-        sources = plan.loaded.sources if plan.loaded is not None else {}
-        key = next((c for c in candidates if c in sources), candidates[0])
-    problems.add(key, f"backend {plan.config.backend.name!r} (stage {stage.name!r}): {text}")
-    return problems.items[0]
+    if section != "hparams":
+        return (section, *parts), text
+    candidates: list[KeyPath] = [
+        ("stages", stage.index, "hparams", *parts),
+        ("hparams", stage.kind, *parts),
+        ("hparams", "common", *parts),
+    ]
+    sources = plan.loaded.sources if plan.loaded is not None else {}
+    return next((c for c in candidates if c in sources), candidates[0]), text
 
 
 def _split_messages(message: str) -> list[str]:
@@ -756,28 +874,64 @@ def _split_messages(message: str) -> list[str]:
     return [message]
 
 
-def check_with_backend(plan: Plan, registry: PluginRegistry | None = None) -> Any:
-    """Build the backend and run ``Backend.check`` on every stage; returns the backend.
+def _which_stages(plan: Plan, names: Sequence[str]) -> str:
+    if len(names) == 1:
+        return f"stage {names[0]!r}"
+    if len(names) == len(plan.stages):
+        return f"all {len(names)} stages"
+    return "stages " + ", ".join(repr(n) for n in names)
 
-    Generated datasets must already exist where ``plan`` points (``cascade plan`` writes them to a
-    temporary folder first). Raises :class:`ConfigError` with every problem of every stage.
-    """
-    registry = registry or get_registry(plan.config.plugins)
-    problems = _Problems(plan.loaded)
+
+def _build_backend(plan: Plan, registry: PluginRegistry) -> tuple[Any, list[ConfigProblem]]:
     backend_cfg = plan.config.backend
     try:
-        backend = registry.make_backend(backend_cfg.name, **backend_cfg.options)
+        return registry.make_backend(backend_cfg.name, **backend_cfg.options), []
     except Exception as exc:
+        problems = _Problems(plan.loaded)
         problems.add(("backend",), f"backend {backend_cfg.name!r} could not be built: {exc}")
-        problems.raise_if_any()
-    items: list[ConfigProblem] = []
+        return None, problems.items
+
+
+def _backend_problems(plan: Plan, backend: Any, partial: Set[str] = frozenset()) -> list[ConfigProblem]:
+    """Every stage through ``Backend.check``. The same message from several stages is one problem
+    naming them: at the key it names, else at the stage (one stage) or at ``backend`` (several).
+    Messages without a key from the ``partial`` stages are left out."""
+    problems = _Problems(plan.loaded)
+    backend_cfg = plan.config.backend
+    #: (key or None, text) -> stages, in the order first seen
+    found: dict[tuple[KeyPath | None, str], list[PlannedStage]] = {}
     for stage in plan.stages:
         try:
             messages = list(backend.check(plan.placeholder_spec(stage)))
         except Exception as exc:  # a crashing check is still a refusal, reported like the others
             messages = [f"check failed: {type(exc).__name__}: {exc}"]
         for message in messages:
-            items.extend(_backend_problem(plan, stage, m) for m in _split_messages(message))
-    if items:
-        raise ConfigError(items)
+            for piece in _split_messages(message):
+                key, text = _backend_key(plan, stage, piece)
+                if key is None and stage.name in partial:
+                    continue
+                stages = found.setdefault((key, text), [])
+                if stage not in stages:
+                    stages.append(stage)
+    for (key, text), stages in found.items():
+        where = key
+        if where is None:
+            where = ("stages", stages[0].index) if len(stages) == 1 else ("backend",)
+        who = _which_stages(plan, [s.name for s in stages])
+        problems.add(where, f"backend {backend_cfg.name!r} ({who}): {text}")
+    return problems.items
+
+
+def check_with_backend(plan: Plan, registry: PluginRegistry | None = None) -> Any:
+    """Build the backend and run ``Backend.check`` on every stage; returns the backend.
+
+    Generated datasets must already exist where ``plan`` points (``check_plan`` writes them to a
+    temporary folder first). Raises :class:`ConfigError` with every problem of every stage.
+    """
+    registry = registry or get_registry(plan.config.plugins)
+    backend, problems = _build_backend(plan, registry)
+    if backend is not None:
+        problems = _backend_problems(plan, backend)
+    if problems:
+        raise ConfigError(problems)
     return backend

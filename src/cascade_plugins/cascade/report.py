@@ -8,6 +8,10 @@ is not the stage listed before it):
 - **recovery**: it got better by more than ``tolerance`` while the parent was below the best
   score seen earlier on the same line of checkpoints (it regains what was lost).
 
+Below the scores, the PNG plots the training curves of every stage on one step axis: the loss,
+the sampled reward (``grpo``) and the MOPD reverse KL, from each finished stage's metrics in the
+manifest, or from ``metrics.jsonl`` in its log folder while it runs or after an interruption.
+
 A second section and ``recovery.png`` set each score against its standard error and each MOPD
 stage's teachers: the share of a teacher's gain the student holds, and the MOPD step metrics.
 """
@@ -15,12 +19,11 @@ stage's teachers: the share of a teacher's gain the student holds, and the MOPD 
 from __future__ import annotations
 
 import itertools
+import json
 import math
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
 from pydantic import ValidationError
@@ -30,7 +33,9 @@ from cascade_plugins.cascade.manifest import RunManifest, StageRecord, load_mani
 from cascade_plugins.config.schema import RegistryConfig
 
 __all__ = [
+    "CURVES",
     "Cell",
+    "Curve",
     "Recovery",
     "ReportData",
     "build_report",
@@ -46,6 +51,12 @@ __all__ = [
 
 Mark = Literal["", "forgetting", "recovery"]
 DEFAULT_TOLERANCE = 0.01
+#: training-curve panels: title -> the metric keys that feed it (the first one a stage has)
+CURVES: dict[str, tuple[str, ...]] = {
+    "loss": ("loss",),
+    "reward (sampled)": ("reward", "reward_mean"),
+    "MOPD reverse KL": ("reverse_kl", "topk_reverse_kl"),
+}
 
 
 @dataclass
@@ -55,6 +66,15 @@ class Cell:
     delta: float | None = None
     mark: Mark = ""
     trained: bool = False
+
+
+@dataclass
+class Curve:
+    """One stage's values of one metric, at steps counted through the whole cascade."""
+
+    stage: str
+    steps: list[int]
+    values: list[float]
 
 
 @dataclass
@@ -71,12 +91,58 @@ class ReportData:
     main_line: list[str]
     directions: dict[str, str]
     events: list[str] = field(default_factory=list)
+    #: panel title (a key of :data:`CURVES`) -> one curve per stage that has the metric
+    curves: dict[str, list[Curve]] = field(default_factory=dict)
 
 
 def _scores(record: StageRecord) -> dict[str, float]:
     if record.status != "finished" or not record.result:
         return {}
     return {d: float(v) for d, v in (record.result.get("validation") or {}).items()}
+
+
+def _training_rows(record: StageRecord) -> list[dict[str, Any]]:
+    """A stage's per-step metrics: the result's when finished, else its ``metrics.jsonl``."""
+    if record.status == "finished" and record.result:
+        return [m for m in record.result.get("metrics") or [] if isinstance(m, dict)]
+    if not record.log_dir:
+        return []
+    path = Path(record.log_dir) / "metrics.jsonl"
+    rows = []
+    if path.is_file():
+        for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # the last line of a stage killed mid-write
+            if isinstance(row, dict) and isinstance(row.get("step"), int):
+                rows.append(row)
+    return rows
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return None
+    return float(value)
+
+
+def training_curves(stages: list[StageRecord]) -> dict[str, list[Curve]]:
+    """Every stage's curves on one axis: a stage's step ``n`` is plotted at ``offset + n``, where
+    ``offset`` is the number of steps of the stages listed before it."""
+    curves: dict[str, list[Curve]] = {title: [] for title in CURVES}
+    offset = 0
+    for record in stages:
+        rows = _training_rows(record)
+        for title, keys in CURVES.items():
+            key = next((k for k in keys if any(_number(r.get(k)) is not None for r in rows)), None)
+            if key is None:
+                continue
+            points = [(r["step"], _number(r.get(key))) for r in rows]
+            kept = [(offset + step, value) for step, value in points if value is not None]
+            curves[title].append(Curve(record.name, [x for x, _ in kept], [y for _, y in kept]))
+        last = max((r["step"] for r in rows), default=0)
+        offset += record.total_steps or last
+    return {title: found for title, found in curves.items() if found}
 
 
 def _ancestors(records: dict[str, StageRecord], name: str) -> list[str]:
@@ -144,6 +210,7 @@ def build_report(
         main_line=main_line,
         directions=directions,
         events=events,
+        curves=training_curves(list(manifest.stages)),
     )
 
 
@@ -204,13 +271,16 @@ def render_markdown(data: ReportData, plot_name: str | None = None) -> str:
             score = f" ({data.metric} {teacher['score']:.3f})" if teacher.get("score") is not None else ""
             lines.append(f"- `{stage}` learned `{domain}` from `{source}`{step}{score}, rule: {teacher.get('rule')}")
     if plot_name:
-        lines += ["", f"![validation scores through the cascade]({plot_name})"]
+        shown = ["validation scores"] if data.domains else []
+        shown += ["training curves"] if data.curves else []
+        lines += ["", f"![{' and '.join(shown)} through the cascade]({plot_name})"]
     return "\n".join(lines) + "\n"
 
 
 def render_plot(data: ReportData, path: Path) -> Path | None:
-    """A line per domain over the main line of stages; side-branch stages as separate markers.
-    Returns ``None`` when matplotlib is not installed (the ``local`` extra)."""
+    """The validation scores (a line per domain over the main line of stages; side-branch stages
+    as separate markers) above the training curves (one panel per metric of :data:`CURVES`, a
+    colour per stage). Returns ``None`` when matplotlib is not installed (the ``local`` extra)."""
     try:
         import matplotlib
 
@@ -218,8 +288,33 @@ def render_plot(data: ReportData, path: Path) -> Path | None:
         import matplotlib.pyplot as plt
     except ImportError:
         return None
+    panels = list(data.curves)
+    width = max(6.0, 1.3 * len(data.stages) + 2, 4.2 * len(panels))
+    rows = int(bool(data.domains)) + int(bool(panels))
+    fig = plt.figure(figsize=(width, 4.2 * rows))
+    grid = fig.add_gridspec(rows, max(1, len(panels)))
+    if data.domains:
+        _plot_scores(data, fig.add_subplot(grid[0, :]))
+    colours = {r.name: f"C{i % 10}" for i, r in enumerate(data.stages)}
+    for column, title in enumerate(panels):
+        ax = fig.add_subplot(grid[rows - 1, column])
+        for curve in data.curves[title]:
+            ax.plot(curve.steps, curve.values, color=colours[curve.stage], label=curve.stage, linewidth=1.2)
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("optimizer step (through the cascade)", fontsize=8)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    try:
+        with atomic_writer(path, "wb") as handle:
+            fig.savefig(handle, format="png", dpi=120)
+    finally:
+        plt.close(fig)
+    return path
+
+
+def _plot_scores(data: ReportData, ax: Any) -> None:
     names = [r.name for r in data.stages]
-    fig, ax = plt.subplots(figsize=(max(6.0, 1.3 * len(names) + 2), 4.2))
     for domain in data.domains:
         xs = [names.index(n) for n in data.main_line if data.cells[domain][n].score is not None]
         ys = [data.cells[domain][names[x]].score for x in xs]
@@ -236,20 +331,7 @@ def render_plot(data: ReportData, path: Path) -> Path | None:
     ax.set_ylabel(f"validation {data.metric}")
     ax.set_title(f"{data.name}: validation score after each stage")
     ax.grid(alpha=0.3)
-    if data.domains:
-        ax.legend(fontsize=8)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
-    os.close(fd)
-    try:
-        fig.savefig(tmp, dpi=120)
-        os.replace(tmp, path)
-    finally:
-        plt.close(fig)
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    ax.legend(fontsize=8)
 
 
 def write_report(
@@ -259,10 +341,10 @@ def write_report(
     returns their paths and the Markdown text."""
     run_dir = Path(run_dir)
     out = Path(output_dir) if output_dir is not None else run_dir
+    manifest = load_manifest(run_dir)  # first: a folder that is no run gets nothing written
     out.mkdir(parents=True, exist_ok=True)
-    manifest = load_manifest(run_dir)
     data = build_report(manifest, tolerance, _registry_config(run_dir))
-    png = render_plot(data, out / "report.png") if data.domains else None
+    png = render_plot(data, out / "report.png") if data.domains or data.curves else None
     text = render_markdown(data, png.name if png else None)
     if data.domains:
         sizes = eval_sizes(run_dir, manifest)

@@ -3,15 +3,22 @@
 Run directory layout::
 
     <run_dir>/manifest.json      the run's state, rewritten atomically after every transition
-    <run_dir>/config.yaml        the resolved config the run was started with (``--resume`` reads it)
+    <run_dir>/config.yaml        the config the run goes on with (``--resume`` reads it)
+    <run_dir>/configs/<hash>.yaml  every config the run ran under, never overwritten; each stage's
+                                 record names the one it ran with (``config_hash``, ``ran_with``)
     <run_dir>/data/<name>.jsonl  generated datasets
     <run_dir>/stages/<name>/     each stage's output folder (the backend's checkpoints and resume state)
     <run_dir>/cascade.log        progress and messages
 
+    <run_dir>/logs/<name>/       each stage's metrics.jsonl, TensorBoard events, W&B run (``logger:``)
+
 Guarantees: a finished stage never runs again; an interrupted stage is handed the same
 ``output_dir`` again so the backend resumes from its own last checkpoint; a run whose config
-changed is refused unless ``allow_config_change``; a failing stage stops the cascade, is recorded
-as ``failed`` with its error, and runs again (resuming) on the next ``cascade run``.
+changed is refused unless ``allow_config_change`` (then finished stages keep what they ran with,
+and the changes to them that were not applied are listed and recorded); a failing stage stops the cascade, is recorded
+as ``failed`` with its error, and runs again (resuming) on the next ``cascade run``. SIGINT and
+SIGTERM mark the stage ``interrupted`` after its backend saved a checkpoint where it can
+(:mod:`cascade_plugins.cascade.interrupts`).
 """
 
 from __future__ import annotations
@@ -19,8 +26,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import glob
-import hashlib
-import json
 import os
 import time
 import traceback
@@ -31,6 +36,8 @@ from typing import Any
 import yaml
 
 from cascade_plugins.atomic import write_text_atomic
+from cascade_plugins.cascade.generated_data import sha256_of, write_generated_dataset
+from cascade_plugins.cascade.interrupts import DEFAULT_GRACE_SECONDS, StopController
 from cascade_plugins.cascade.manifest import (
     MANIFEST_NAME,
     RunManifest,
@@ -38,13 +45,14 @@ from cascade_plugins.cascade.manifest import (
     load_manifest,
     save_manifest,
 )
-from cascade_plugins.cascade.plan import DatasetSource, Plan, PlannedStage, check_with_backend
+from cascade_plugins.cascade.plan import Plan, PlannedStage, check_with_backend
 from cascade_plugins.cascade.progress import CascadeProgress
 from cascade_plugins.cascade.registry import RegistryError, TeacherRegistry
-from cascade_plugins.interfaces import Backend, CheckpointRef, StageResult, StageSpec
+from cascade_plugins.interfaces import Backend, CheckpointRef, StageInterrupted, StageResult, StageSpec
 from cascade_plugins.plugins import PluginRegistry, get_registry
 
 __all__ = [
+    "CONFIG_ARCHIVE",
     "CONFIG_SNAPSHOT",
     "CascadeError",
     "RunDirError",
@@ -57,7 +65,10 @@ __all__ = [
 ]
 
 CONFIG_SNAPSHOT = "config.yaml"
+CONFIG_ARCHIVE = "configs"
 LOCK_NAME = ".lock"
+#: the live step is written to the manifest at most this often (seconds)
+PROGRESS_INTERVAL = 2.0
 
 
 class CascadeError(Exception):
@@ -135,25 +146,40 @@ def config_changes(old: Mapping[str, Any], new: Mapping[str, Any], limit: int = 
     return lines
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+def _absolute_result(result: StageResult) -> StageResult:
+    """The result with its checkpoint paths absolute (a backend may return relative ones)."""
+    data = result.to_dict()
+    refs = [data["checkpoint"], *(e["checkpoint"] for e in data["evaluations"] if e.get("checkpoint"))]
+    for ref in refs:
+        ref["path"] = os.path.abspath(ref["path"])
+    return StageResult.from_dict(data)
 
 
-def write_generated_dataset(source: DatasetSource, registry: PluginRegistry) -> dict[str, Any]:
-    """Write a generated dataset's rows to ``source.path`` as JSONL (atomically); returns its record."""
-    assert source.generator is not None
-    rows = list(registry.make_dataset(source.generator, **source.kwargs))
-    path = Path(source.path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(path, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
-    return {
-        "path": str(path), "generator": source.generator, "kwargs": dict(source.kwargs),
-        "rows": len(rows), "sha256": _sha256(path),
-    }
+class _TrackedReporter:
+    """The reporter a backend gets: the display's, plus the live step in the manifest (at most
+    every ``PROGRESS_INTERVAL`` seconds) and the stop request of :class:`StopController`."""
+
+    def __init__(self, inner: Any, sequencer: Sequencer, manifest: RunManifest, record: StageRecord):
+        self.inner, self.sequencer, self.manifest, self.record = inner, sequencer, manifest, record
+        self._saved_at = 0.0
+
+    def start(self, total_steps: int, description: str = "") -> None:
+        self.record.total_steps = int(total_steps) or None
+        self.inner.start(total_steps, description)
+
+    def step(self, step: int, metrics: Mapping[str, Any]) -> None:
+        self.inner.step(step, metrics)
+        self.record.step = int(step)
+        now = time.monotonic()
+        if now - self._saved_at >= PROGRESS_INTERVAL:
+            self._saved_at = now
+            save_manifest(self.sequencer.run_dir, self.manifest)
+
+    def log(self, message: str) -> None:
+        self.inner.log(message)
+
+    def stop_requested(self) -> str | None:
+        return self.sequencer.stopper.requested()
 
 
 class Sequencer:
@@ -167,8 +193,10 @@ class Sequencer:
         display: CascadeProgress | None = None,
         allow_config_change: bool = False,
         config_data: Mapping[str, Any] | None = None,
+        stop_grace_seconds: float = DEFAULT_GRACE_SECONDS,
     ):
         self.plan = plan
+        self.stopper = StopController(stop_grace_seconds)
         self.run_dir = plan.run_dir
         self.registry = registry or get_registry(plan.config.plugins)
         self.display = display
@@ -177,30 +205,42 @@ class Sequencer:
         self.config_data = dict(config_data) if config_data is not None else (
             dict(plan.loaded.data) if plan.loaded is not None else plan.config.model_dump(mode="json")
         )
+        #: messages about the run directory, shown once the display is up
+        self._notes: list[str] = []
 
     # -- public ---------------------------------------------------------------------------------
 
     def run(self) -> RunManifest:
         """Run every pending stage; returns the final manifest. Raises :class:`StageFailed` (the
-        run stays resumable), :class:`RunDirError`, or ``ConfigError`` from the backend check."""
+        run stays resumable), :class:`RunDirError`, ``ConfigError`` from the backend check, or
+        :class:`StageInterrupted` after SIGINT / SIGTERM (the run is marked ``interrupted``)."""
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        with run_lock(self.run_dir):
+        with run_lock(self.run_dir), self.stopper.installed():
             self._remove_stale_temp_files()
             manifest = self._open_manifest()
             display = self.display or CascadeProgress(log_path=self.run_dir / "cascade.log")
             if display.log_path is None:
                 display.log_path = self.run_dir / "cascade.log"
             self.display = display
-            self._materialize_datasets(manifest)
-            backend = check_with_backend(self.plan, self.registry)
-            with display:
-                return self._run_stages(manifest, backend)
+            for note in self._notes:
+                display.message(note)
+            try:
+                self._materialize_datasets(manifest)
+                backend = check_with_backend(self.plan, self.registry)
+                with display:
+                    return self._run_stages(manifest, backend)
+            except StageInterrupted:
+                if manifest.status != "interrupted":
+                    manifest.status = "interrupted"
+                    save_manifest(self.run_dir, manifest)
+                raise
 
     # -- run directory --------------------------------------------------------------------------
 
     def _remove_stale_temp_files(self) -> None:
         # temp files of atomic writes interrupted by a crash; the real files are intact
-        for pattern in (f".{MANIFEST_NAME}.*.tmp", f".{CONFIG_SNAPSHOT}.*.tmp", "data/.*.tmp"):
+        for pattern in (f".{MANIFEST_NAME}.*.tmp", f".{CONFIG_SNAPSHOT}.*.tmp", f"{CONFIG_ARCHIVE}/.*.tmp",
+                        "data/.*.tmp"):
             for leftover in glob.glob(str(self.run_dir / pattern)):
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(leftover)
@@ -245,9 +285,25 @@ class Sequencer:
     def _adopt_changed_config(self, manifest: RunManifest) -> None:
         old = {r.name: r for r in manifest.stages}
         planned = {s.name for s in self.plan.stages}
+        self._archive_current_snapshot(manifest.config_hash)
+        not_applied: dict[str, list[str]] = {}
+        for stage in self.plan.stages:
+            record = old.get(stage.name)
+            if record is None or record.status != "finished" or record.ran_with is None:
+                continue
+            changes = config_changes(record.ran_with, stage.describe())
+            if changes:
+                not_applied[stage.name] = changes
+                ran_under = record.config_hash or manifest.config_hash
+                self._notes.append(
+                    f"stage {stage.name} is finished and does not run again: its changes are not applied "
+                    f"({'; '.join(changes)}); it keeps the config it ran with "
+                    f"({CONFIG_ARCHIVE}/{ran_under}.yaml)"
+                )
         manifest.config_history.append(
-            {"config_hash": manifest.config_hash, "until": time.time(),
-             "dropped_stages": [name for name in old if name not in planned]}
+            {"config_hash": manifest.config_hash, "config": f"{CONFIG_ARCHIVE}/{manifest.config_hash}.yaml",
+             "until": time.time(), "dropped_stages": [name for name in old if name not in planned],
+             "not_applied": not_applied}
         )
         manifest.config_hash = self.plan.config_hash
         stages = []
@@ -269,8 +325,21 @@ class Sequencer:
         )
 
     def _write_snapshot(self) -> None:
+        """``config.yaml`` (what the run goes on with) and its copy in ``configs/`` (kept for good)."""
         text = yaml.safe_dump(self.config_data, sort_keys=False)
+        archived = self.run_dir / CONFIG_ARCHIVE / f"{self.plan.config_hash}.yaml"
+        if not archived.is_file():
+            archived.parent.mkdir(exist_ok=True)
+            write_text_atomic(archived, text)
         write_text_atomic(self.run_dir / CONFIG_SNAPSHOT, text)
+
+    def _archive_current_snapshot(self, old_hash: str) -> None:
+        """Keep the ``config.yaml`` a run directory of an earlier version holds before it is replaced."""
+        current = self.run_dir / CONFIG_SNAPSHOT
+        archived = self.run_dir / CONFIG_ARCHIVE / f"{old_hash}.yaml"
+        if current.is_file() and not archived.is_file():
+            archived.parent.mkdir(exist_ok=True)
+            write_text_atomic(archived, current.read_text(encoding="utf-8"))
 
     def _check_finished(self, record: StageRecord) -> None:
         result = record.result or {}
@@ -293,7 +362,7 @@ class Sequencer:
                 and recorded.get("path") == str(path)
                 and recorded.get("kwargs") == dict(source.kwargs)
                 and path.is_file()
-                and _sha256(path) == recorded.get("sha256")
+                and sha256_of(path) == recorded.get("sha256")
             ):
                 continue
             manifest.datasets[name] = write_generated_dataset(source, self.registry)
@@ -317,20 +386,28 @@ class Sequencer:
             except CascadeError as exc:
                 self._record_failure(manifest, record, exc, self.plan.stage_dir(stage.name))
                 raise
-            record.status, record.error = "running", None
+            record.status, record.error, record.interrupted = "running", None, None
             record.attempts += 1
             record.started_at = time.time()
+            record.log_dir = spec.logger.get("log_dir")
+            record.config_hash, record.ran_with = self.plan.config_hash, stage.describe()
             manifest.status = "running"
-            save_manifest(self.run_dir, manifest)
-            Path(spec.output_dir).mkdir(parents=True, exist_ok=True)
-            again = f", attempt {record.attempts}" if record.attempts > 1 else ""
-            self.display.message(
-                f"stage {position}/{total}: {stage.name} ({stage.kind}) from {stage.init.describe()}{again}"
-            )
             try:
-                hook.cascade_stage_started(stage=spec, run_dir=str(self.run_dir))
-                result = backend.run_stage(spec, self.display.reporter(stage.name))
+                # from the moment the manifest says "running", a signal is a stop request to this stage
+                with self.stopper.stage(graceful=bool(getattr(backend, "graceful_stop", False))):
+                    save_manifest(self.run_dir, manifest)
+                    Path(spec.output_dir).mkdir(parents=True, exist_ok=True)
+                    again = f", attempt {record.attempts}" if record.attempts > 1 else ""
+                    self.display.message(
+                        f"stage {position}/{total}: {stage.name} ({stage.kind}) from {stage.init.describe()}{again}"
+                    )
+                    reporter = _TrackedReporter(self.display.reporter(stage.name), self, manifest, record)
+                    hook.cascade_stage_started(stage=spec, run_dir=str(self.run_dir))
+                    result = backend.run_stage(spec, reporter)
                 self._check_result(spec, result)
+                result = _absolute_result(result)
+            except KeyboardInterrupt as exc:
+                raise self._record_interrupt(manifest, record, exc) from None
             except BaseException as exc:
                 self._record_failure(manifest, record, exc, Path(spec.output_dir))
                 if isinstance(exc, Exception):
@@ -345,6 +422,13 @@ class Sequencer:
             scores = ", ".join(f"{d}={v:.3f}" for d, v in result.validation.items())
             self.display.message(f"stage {stage.name} finished{': ' + scores if scores else ''}")
             self._call_hook("cascade_stage_finished", manifest, stage=spec, result=result, run_dir=str(self.run_dir))
+            if self.stopper.requested() and position < total:
+                # the request came as the stage ended: it is finished, the next one does not start
+                reason = self.stopper.requested() or "interrupted"
+                self.display.message(f"{reason}: stopping before stage {self.plan.stages[position].name}")
+                manifest.status = "interrupted"
+                save_manifest(self.run_dir, manifest)
+                raise StageInterrupted(reason)
         manifest.status = "finished"
         save_manifest(self.run_dir, manifest)
         self._call_hook(
@@ -419,6 +503,21 @@ class Sequencer:
             raise ValueError(f"the backend returned the result of stage {result.stage!r} for stage {spec.name!r}")
         if not Path(result.checkpoint.path).exists():
             raise FileNotFoundError(f"the backend's output checkpoint does not exist: {result.checkpoint.path}")
+
+    def _record_interrupt(self, manifest: RunManifest, record: StageRecord, exc: KeyboardInterrupt) -> StageInterrupted:
+        """Mark the stage ``interrupted`` (never ``failed``: nothing went wrong); returns what to raise."""
+        if not isinstance(exc, StageInterrupted):
+            exc = StageInterrupted(self.stopper.requested() or "SIGINT")
+        checkpoint = os.path.abspath(exc.checkpoint) if exc.checkpoint else None
+        record.status, record.error = "interrupted", None
+        if exc.step is not None:
+            record.step = exc.step
+        record.interrupted = {"reason": exc.reason, "step": exc.step, "checkpoint": checkpoint, "at": time.time()}
+        manifest.status = "interrupted"
+        save_manifest(self.run_dir, manifest)
+        if self.display is not None:
+            self.display.message(f"stage {record.name} interrupted: {exc.describe()}")
+        return StageInterrupted(exc.reason, step=exc.step, checkpoint=checkpoint)
 
     def _record_failure(self, manifest: RunManifest, record: StageRecord, exc: BaseException, output_dir: Path) -> None:
         record.status = "failed"

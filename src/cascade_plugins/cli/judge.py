@@ -9,24 +9,31 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from cascade_plugins.rewards.competition.errors import ProblemPackageError
+from cascade_plugins.rewards.competition.errors import ProblemPackageError, UnsupportedFeature
 from cascade_plugins.rewards.competition.judge import Judge, JudgeReport
+from cascade_plugins.rewards.competition.languages import language_of_file
 from cascade_plugins.sandbox import SandboxUnavailable
 
-_EXTENSIONS = {".py": "python", ".cpp": "cpp", ".cc": "cpp", ".cxx": "cpp", ".c++": "cpp"}
 _STYLE = {"AC": "green", "SKIPPED": "dim"}
 
 
-def _language_of(path: Path, language: str | None) -> str:
-    if language:
-        return language
-    try:
-        return _EXTENSIONS[path.suffix.lower()]
-    except KeyError:
-        raise click.BadParameter(
-            f"cannot tell the language of {path.name!r} from its extension; pass --language cpp|python",
-            param_hint="SOLUTION_FILE",
-        ) from None
+class _Unsupported(click.ClickException):
+    """The format allows it, the judge does not do it: exit code 2, like a usage error."""
+
+    exit_code = 2
+
+
+def _check_language(path: Path, language: str | None) -> None:
+    if language or path.is_dir() or language_of_file(path) is not None:
+        return
+    raise click.BadParameter(
+        f"cannot tell the language of {path.name!r} from its extension; pass --language cpp|python|c",
+        param_hint="SOLUTION",
+    )
+
+
+def _verdict(verdict: str, cause: str) -> str:
+    return f"{verdict} ({cause})" if cause else verdict
 
 
 def _points(value: float) -> str:
@@ -60,7 +67,7 @@ def render(report: JudgeReport, console: Console, *, show_tests: bool = False) -
         for test in report.tests:
             tests.add_row(
                 test.name,
-                f"[{_STYLE.get(test.verdict, 'red')}]{test.verdict}[/]",
+                f"[{_STYLE.get(test.verdict, 'red')}]{_verdict(test.verdict, test.cause)}[/]",
                 f"{test.time_s:.3f}",
                 f"{test.memory_kb / 1024:.1f}",
                 test.message[:80],
@@ -69,7 +76,8 @@ def render(report: JudgeReport, console: Console, *, show_tests: bool = False) -
     else:
         first = next((t for t in report.tests if t.verdict not in ("AC", "SKIPPED")), None)
         if first is not None:
-            console.print(f"first failure: {first.name}: {first.verdict} {first.message}".rstrip())
+            verdict = _verdict(first.verdict, first.cause)
+            console.print(f"first failure: {first.name}: {verdict} {first.message}".rstrip(), markup=False)
     if report.compile_message:
         console.print("[red]compilation failed:[/]")
         console.print(report.compile_message, markup=False, highlight=False)
@@ -77,8 +85,8 @@ def render(report: JudgeReport, console: Console, *, show_tests: bool = False) -
 
 @click.command()
 @click.argument("problem_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.argument("solution_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--language", type=click.Choice(["cpp", "python"]), help="Default: from the file extension.")
+@click.argument("solution", type=click.Path(exists=True, path_type=Path))
+@click.option("--language", type=click.Choice(["cpp", "python", "c"]), help="Default: from the file extensions.")
 @click.option("--json", "as_json", is_flag=True, help="Print the full report as JSON.")
 @click.option("--tests", "show_tests", is_flag=True, help="Also print one row per test.")
 @click.option(
@@ -89,18 +97,21 @@ def render(report: JudgeReport, console: Console, *, show_tests: bool = False) -
     help="Sandbox isolation (see docs/sandbox.md).",
 )
 def judge(
-    problem_dir: Path, solution_file: Path, language: str | None, as_json: bool, show_tests: bool, isolation: str
+    problem_dir: Path, solution: Path, language: str | None, as_json: bool, show_tests: bool, isolation: str
 ) -> None:
-    """Judge SOLUTION_FILE on the problem package PROBLEM_DIR (Kattis format, see docs/competition.md).
+    """Judge SOLUTION (a source file, or a folder of them) on the problem package PROBLEM_DIR
+    (Kattis / ICPC format, see docs/competition.md).
 
     Prints the verdict per test group (or IOI subtask) and the total: exactly what the
-    ``competition`` reward sees.
+    ``competition`` reward sees. Exit code 1: a broken package; 2: something the format allows
+    but the judge does not do (a language it cannot run, say).
     """
-    chosen = _language_of(solution_file, language)
-    source = solution_file.read_text(encoding="utf-8", errors="replace")
+    _check_language(solution, language)
     grader = Judge(isolation=isolation)
     try:
-        report = grader.judge(problem_dir, source, chosen)
+        report = grader.judge_files(problem_dir, solution, language=language)
+    except UnsupportedFeature as exc:
+        raise _Unsupported(str(exc)) from None
     except (ProblemPackageError, SandboxUnavailable) as exc:
         raise click.ClickException(str(exc)) from None
     finally:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-import tempfile
-from pathlib import Path
 from typing import Any
 
 import click
@@ -14,26 +12,21 @@ from rich.table import Table
 from rich.tree import Tree
 
 from cascade_plugins.cascade.loading import default_run_dir, load_cascade_config
-from cascade_plugins.cascade.plan import Plan, check_with_backend, resolve_plan
-from cascade_plugins.cascade.sequencer import write_generated_dataset
+from cascade_plugins.cascade.plan import Plan, check_plan
 from cascade_plugins.config import ConfigError
-from cascade_plugins.plugins import get_registry
 
 __all__ = ["build_checked_plan", "plan", "print_plan"]
 
 
-def build_checked_plan(config_path: str, overrides: tuple[str, ...], run_dir: str | None) -> Plan:
+def build_checked_plan(
+    config_path: str, overrides: tuple[str, ...], run_dir: str | None, notes: list[str] | None = None
+) -> Plan:
     """Load, resolve and check a cascade without touching its run directory: generated datasets
-    are written to a temporary folder for the backend's checks. Raises ``ConfigError``."""
+    are written to a temporary folder for the backend's checks. Raises ``ConfigError`` listing
+    every problem, the static ones and the backend's, each once. With ``notes``, the backend's
+    remarks on each stage are appended to it as ``"<stage>: <note>"``."""
     config, loaded = load_cascade_config(config_path, overrides)
-    resolved = resolve_plan(config, loaded, run_dir=run_dir or default_run_dir(config))
-    registry = get_registry(config.plugins)
-    with tempfile.TemporaryDirectory(prefix="cascade-plan-") as tmp:
-        scratch = resolved.with_data_dir(Path(tmp))
-        for source in scratch.generated().values():
-            write_generated_dataset(source, registry)
-        check_with_backend(scratch, registry)
-    return resolved
+    return check_plan(config, loaded, run_dir=run_dir or default_run_dir(config), notes=notes)
 
 
 def _short(value: Any) -> str:
@@ -107,12 +100,18 @@ def plan(config: str, overrides: tuple[str, ...], run_dir: str | None, as_json: 
     plan: stage order, starting checkpoints, teachers, data and hyper-parameters. Nothing runs.
 
     Exit status 2 with every problem listed when the config cannot run."""
+    notes: list[str] = []
     try:
-        resolved = build_checked_plan(config, overrides, run_dir)
+        resolved = build_checked_plan(config, overrides, run_dir, notes)
     except ConfigError as exc:
         click.echo(str(exc), err=True)
         sys.exit(2)
     if as_json:
-        click.echo(json.dumps(resolved.describe(), indent=2))
+        click.echo(json.dumps({**resolved.describe(), "backend_notes": notes}, indent=2))
     else:
-        print_plan(resolved, Console(width=max(Console().width, 120)))
+        console = Console(width=max(Console().width, 120))
+        print_plan(resolved, console)
+        if notes:
+            console.print("[bold]backend notes[/]")
+            for note in notes:
+                console.print(f"  • {note}", highlight=False)

@@ -27,5 +27,5 @@ def report(run_dir: str, output: str | None, tolerance: float) -> None:
         click.echo(str(exc), err=True)
         sys.exit(2)
     click.echo(text)
-    click.echo(f"report: {md}" + (f", plot: {png}" if png else " (no plot: matplotlib missing or no scores)"),
-               err=True)
+    missing = " (no plot: matplotlib missing, or no scores and no training metrics yet)"
+    click.echo(f"report: {md}" + (f", plot: {png}" if png else missing), err=True)

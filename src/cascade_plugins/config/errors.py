@@ -41,7 +41,8 @@ class ConfigError(Exception):
             problems = [ConfigProblem(None, "<root>", None, problems)]
         elif isinstance(problems, ConfigProblem):
             problems = [problems]
-        self.problems: list[ConfigProblem] = list(problems)
+        # the same problem found twice (e.g. by two checks of one stage) is listed once
+        self.problems: list[ConfigProblem] = list(dict.fromkeys(problems))
         super().__init__(self._render())
 
     def _render(self) -> str:

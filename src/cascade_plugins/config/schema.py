@@ -16,6 +16,7 @@ Layout (see ``docs/cascade.md``)::
     hparams: {common: {...}, sft: {...}, grpo: {...}, mopd: {...}}
     eval: {every_n_steps: 0, sets: {math: {data: math_val}}}
     registry: {metric: score, direction: max}
+    logger: {tensorboard_enabled: true, wandb_enabled: false}   # NeMo RL's logger: keys
     stages:
       - {name: sft, kind: sft, data: {math: math_sft}}
       - {name: mopd, kind: mopd, data: {...}, teachers: {math: "best:math"}}
@@ -35,6 +36,7 @@ __all__ = [
     "EvalConfig",
     "EvalSetConfig",
     "HparamsConfig",
+    "LoggerConfig",
     "NamedOptions",
     "RegistryConfig",
     "StageConfig",
@@ -169,6 +171,33 @@ class RegistryConfig(_Strict):
         return self.directions.get(domain, self.direction)
 
 
+class LoggerConfig(_Strict):
+    """Experiment tracking, with NeMo RL's ``logger:`` key names; one tracked run per stage.
+
+    The ``local`` backend always writes ``<log_dir>/<stage>/metrics.jsonl`` and, when enabled,
+    TensorBoard events and an offline W&B run there; the ``nemo_rl`` backend hands the section to
+    NeMo RL's own logger. ``mlflow``/``swanlab``/GPU monitoring only exist on ``nemo_rl``.
+    """
+
+    #: the folder holding one sub-folder per stage (default ``<run_dir>/logs``; a relative path is
+    #: relative to the run directory, so the logs move with it)
+    log_dir: str | None = None
+    tensorboard_enabled: bool = False
+    #: needs the ``wandb`` package; runs are written offline unless ``wandb.mode`` says otherwise
+    wandb_enabled: bool = False
+    mlflow_enabled: bool = False
+    swanlab_enabled: bool = False
+    monitor_gpus: bool | None = None
+    num_val_samples_to_print: int | None = Field(None, ge=0)
+    #: ``wandb.init`` arguments; defaults: ``project: cascade``, ``group: <cascade name>``,
+    #: ``name: <stage>``, ``job_type: <stage kind>``, ``mode: offline``
+    wandb: dict[str, Any] = Field(default_factory=dict)
+    tensorboard: dict[str, Any] = Field(default_factory=dict)
+    mlflow: dict[str, Any] = Field(default_factory=dict)
+    swanlab: dict[str, Any] = Field(default_factory=dict)
+    gpu_monitoring: dict[str, Any] = Field(default_factory=dict)
+
+
 class StageConfig(_Strict):
     """One stage of the cascade, run in list order."""
 
@@ -224,6 +253,7 @@ class CascadeConfig(_Strict):
     hparams: HparamsConfig = Field(default_factory=HparamsConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
     registry: RegistryConfig = Field(default_factory=RegistryConfig)
+    logger: LoggerConfig = Field(default_factory=LoggerConfig)
     stages: list[StageConfig] = Field(min_length=1)
 
     @field_validator("backend", mode="before")

@@ -74,6 +74,20 @@ def _suggestion(model: type[BaseModel], parent: Sequence[str | int], key: str) -
     return f"; did you mean {close[0]!r}?" if close else ""
 
 
+def error_lines(model: type[BaseModel], error: ValidationError, prefix: str) -> list[str]:
+    """One ``<prefix>.<key path>: <problem>`` line per problem of a section validated on its own
+    (a backend's ``hparams``, ``model``, ``logger``); an unknown key gets a did-you-mean."""
+    lines = []
+    for item in error.errors():
+        loc = tuple(part for part in item["loc"] if isinstance(part, (str, int)))
+        where = ".".join([prefix, *(str(part) for part in loc)]) if loc else prefix
+        if item["type"] == "extra_forbidden" and loc:
+            lines.append(f"{where}: unknown key {loc[-1]!r}{_suggestion(model, loc[:-1], str(loc[-1]))}")
+        else:
+            lines.append(f"{where}: {item['msg']}")
+    return list(dict.fromkeys(lines))
+
+
 def validation_problems(model: type[BaseModel], loaded: LoadedConfig, error: ValidationError) -> list[ConfigProblem]:
     problems: list[ConfigProblem] = []
     seen: set[tuple[str, str]] = set()

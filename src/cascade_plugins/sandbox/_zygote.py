@@ -149,9 +149,35 @@ def _run_python(path: str, argv: list[str], workdir: str) -> int:
 
 
 _PR_SET_DUMPABLE = 4
+_PR_CAPBSET_DROP = 24
+_PR_SET_SECUREBITS = 28
 _PR_SET_CHILD_SUBREAPER = 36
 _PR_SET_NO_NEW_PRIVS = 38
+_PR_CAP_AMBIENT = 47
 _libc: Any = None
+
+
+def _drop_capabilities() -> None:
+    """No capabilities for the job, now or after ``exec``, and no new privileges.
+
+    The sandbox already starts the worker without capabilities (bubblewrap's ``--cap-drop ALL``,
+    ``setpriv`` under unshare); this is the second lock, in the job itself: in a user namespace made
+    by root a capability left over would include CAP_SYS_PTRACE, enough to take the worker's socket
+    to the host (``pidfd_getfd``) and forge later results. Best effort where there is nothing to
+    drop (EPERM).
+    """
+    if _libc is None:
+        return
+    import ctypes
+
+    _libc.prctl(_PR_SET_SECUREBITS, 0x2F, 0, 0, 0)  # NOROOT, NO_SETUID_FIXUP, KEEP_CAPS, all locked
+    _libc.prctl(_PR_CAP_AMBIENT, 4, 0, 0, 0)  # PR_CAP_AMBIENT_CLEAR_ALL
+    for capability in range(64):
+        if _libc.prctl(_PR_CAPBSET_DROP, capability, 0, 0, 0) != 0:
+            break  # past the last capability, or nothing to drop
+    # capset({_LINUX_CAPABILITY_VERSION_3, this process}, {effective, permitted, inheritable} x 2 = 0)
+    _libc.capset((ctypes.c_uint32 * 2)(0x20080522, 0), (ctypes.c_uint32 * 6)())
+    _libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)  # setuid binaries cannot give anything back
 
 
 def _child(job: dict[str, Any], stdio: tuple[int, int, int], workdir: str) -> None:
@@ -167,8 +193,6 @@ def _child(job: dict[str, Any], stdio: tuple[int, int, int], workdir: str) -> No
         os.chdir(workdir)
         with contextlib.suppress(OSError), open("/proc/self/oom_score_adj", "w") as handle:
             handle.write("1000")  # under memory pressure the kernel kills jobs, not the worker
-        if _libc is not None:  # setuid binaries inside cannot give back what the sandbox took
-            _libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
         run_as = job.get("run_as")
         if run_as is not None:
             os.setgroups([])
@@ -176,6 +200,7 @@ def _child(job: dict[str, Any], stdio: tuple[int, int, int], workdir: str) -> No
             os.setuid(run_as)
         for name, (soft, hard) in job["rlimits"].items():
             resource.setrlimit(_RLIMITS[name], (soft, hard))
+        _drop_capabilities()
         env = dict(job["env"], HOME=workdir, TMPDIR=workdir)
         os.environ.clear()
         os.environ.update(env)

@@ -288,3 +288,52 @@ def test_dynamic_filtering_trains_on_groups_from_several_draws(
     assert any(m["draws"] > 1 for m in result.metrics)
     assert all(m["groups"] <= 8 for m in result.metrics)
     assert sum(m["active_samples"] for m in result.metrics) > 0
+
+
+HF_WAY = """
+import json, sys
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+path, prompts = sys.argv[1], json.loads(sys.argv[2])
+tokenizer = AutoTokenizer.from_pretrained(path)
+model = AutoModelForCausalLM.from_pretrained(path)
+out = {"one_by_one": [], "chat": [], "first_ids": tokenizer(prompts[0]).input_ids}
+for prompt in prompts:
+    inputs = tokenizer(prompt, return_tensors="pt")
+    generated = model.generate(**inputs, max_new_tokens=4, do_sample=False)
+    out["one_by_one"].append(tokenizer.decode(generated[0, inputs.input_ids.shape[1]:], skip_special_tokens=True))
+    chat = tokenizer.apply_chat_template([{"role": "user", "content": prompt}], add_generation_prompt=True,
+                                         return_tensors="pt", return_dict=True)
+    generated = model.generate(**chat, max_new_tokens=4, do_sample=False)
+    out["chat"].append(tokenizer.decode(generated[0, chat["input_ids"].shape[1]:], skip_special_tokens=True))
+batch = tokenizer(prompts, return_tensors="pt", padding=True)
+generated = model.generate(**batch, max_new_tokens=4, do_sample=False)
+out["batched"] = tokenizer.batch_decode(generated[:, batch.input_ids.shape[1]:], skip_special_tokens=True)
+print(json.dumps(out))
+"""
+
+
+def test_exported_checkpoint_generates_the_usual_hugging_face_way(sft_checkpoint: CheckpointRef) -> None:
+    """AutoTokenizer + AutoModelForCausalLM + generate, in a process that never imports this package,
+    answers exactly as the local host's own generation does: ``<s>`` is added by the tokenizer."""
+    import subprocess
+    import sys
+
+    from cascade_plugins.backends.local.rollout import generate
+
+    prompts = [row["prompt"] for row in LETTERS_ROWS]
+    # short prompts and long ones, so batched generation pads on the left
+    prompts = [*prompts, "a>", "abcab>"]
+    done = subprocess.run([sys.executable, "-c", HF_WAY, sft_checkpoint.path, json.dumps(prompts)],
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr
+    hf = json.loads(done.stdout.splitlines()[-1])
+
+    policy = load_policy(sft_checkpoint.path)
+    own = generate(policy, [policy.encode_prompt(p) for p in prompts], 4, greedy=True, batch_size=1).texts
+    assert hf["first_ids"] == policy.encode_prompt(prompts[0]) and hf["first_ids"][0] == policy.bos_id
+    assert hf["one_by_one"] == own
+    assert hf["chat"] == own
+    assert hf["batched"][: len(LETTERS_ROWS)] == own[: len(LETTERS_ROWS)]
+    right = sum(text == row["answer"] for text, row in zip(hf["one_by_one"], LETTERS_ROWS, strict=False))
+    assert right >= len(LETTERS_ROWS) // 2  # the fine-tuned answers, not noise

@@ -122,3 +122,43 @@ def test_round_scores_count_only_inside_a_round() -> None:
     assert rounds.step is None
     rounds.begin(4)
     assert rounds.end() == {}
+
+
+def test_round_scores_lose_no_sample_under_concurrent_steps() -> None:
+    """The environment actor runs ``step`` calls in threads; every sample must be counted."""
+    import sys
+    import threading
+
+    from cascade_plugins.interfaces import Sample
+
+    previous = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as possible
+    try:
+        rounds = RoundScores()
+        rounds.begin(1)
+        samples = [Sample(response="", domain=d) for d in ("a", "b") * 10]
+        results = [RewardResult(1.0, "correct")] * len(samples)
+
+        def score() -> None:
+            for _ in range(500):
+                rounds.add(samples, results)
+
+        threads = [threading.Thread(target=score) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert rounds._counts == {"a": 8 * 500 * 10, "b": 8 * 500 * 10}
+        assert rounds.end() == {"a": 1.0, "b": 1.0}
+    finally:
+        sys.setswitchinterval(previous)
+
+
+def test_env_settings_cpu_reservation() -> None:
+    assert EnvSettings.from_config("code", None).cpus_per_worker == 1.0
+    settings = EnvSettings.from_config("code", {"cpus_per_worker": 4})
+    assert settings.cpus_per_worker == 4.0 and settings.worker_cpu_count == 4
+    assert EnvSettings.from_config("code", {"cpus_per_worker": 0.5}).worker_cpu_count == 1
+    for bad in (0, -1, True, "2", float("nan")):
+        with pytest.raises(ValueError, match=r"env\.cascade_code\.cpus_per_worker must be a number > 0"):
+            EnvSettings.from_config("code", {"cpus_per_worker": bad})

@@ -61,7 +61,7 @@ def test_a_name_taken_by_another_class_is_a_clear_error() -> None:
 def test_by_default_every_registered_reward_becomes_an_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     from cascade_plugins.plugins import get_registry
 
-    monkeypatch.setenv("CASCADE_PLUGINS", "nemo_rl,exact")
+    monkeypatch.setenv("CASCADE_PLUGINS", "nemo_rl")
     registry = get_registry()
     registry._register("reward", "exact", type("Exact", (), {"name": "exact"}))
     reg = _registries()

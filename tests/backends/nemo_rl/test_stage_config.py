@@ -8,6 +8,7 @@ from cascade_plugins.backends.nemo_rl.stage_config import (
     DATASET_CLASS,
     MOPD_KEY,
     build_stage_config,
+    mopd_loss_config,
     parse_hparams,
     resolve_base,
     translate,
@@ -32,7 +33,7 @@ def _spec(tmp_path: Path, kind: str = "grpo", **kw) -> StageSpec:
 
 
 def test_hparams_unknown_keys_and_bad_values_name_the_key() -> None:
-    with pytest.raises(ValueError, match=r"hparams\.lrr: Extra inputs"):
+    with pytest.raises(ValueError, match=r"hparams\.lrr: unknown key 'lrr'; did you mean 'lr'\?"):
         parse_hparams({"lrr": 1})
     with pytest.raises(ValueError, match=r"hparams\.nemo_rl\.select"):
         parse_hparams({"nemo_rl": {"select": "worst"}})
@@ -68,7 +69,7 @@ def test_stage_keys_data_routes_and_override_precedence(tmp_path: Path) -> None:
         rewards={"math": RewardSpec("math"), "hard": RewardSpec("math", {"strict": True})},
         eval={"math": ("/d/val.jsonl", RewardSpec("math"))},
         hparams={"steps": 5, "nemo_rl": {
-            "defaults": "/abs/base.yaml", "reward_workers": 3,
+            "defaults": "/abs/base.yaml", "reward_workers": 3, "reward_worker_cpus": 4,
             "overrides": {"grpo": {"max_num_steps": 9}, "env": {"cascade_math": {"num_workers": 1}}}}},
     )
     config = build_stage_config(spec, nemo_rl_root=None, is_our_reward=_ours)
@@ -83,7 +84,8 @@ def test_stage_keys_data_routes_and_override_precedence(tmp_path: Path) -> None:
     assert envs == {"hard": "cascade_hard", "math": "cascade_math"}  # options -> own instance
     assert all(e["dataset_name"] == DATASET_CLASS for e in data["train"])
     assert data["validation"]["data_path"] == "/d/val.jsonl"  # one dataset stays a mapping
-    assert config["env"]["cascade_hard"] == {"reward": "math", "reward_options": {"strict": True}, "num_workers": 3}
+    assert config["env"]["cascade_hard"] == {"reward": "math", "reward_options": {"strict": True}, "num_workers": 3,
+                                             "cpus_per_worker": 4}
     assert config["env"]["cascade_math"]["num_workers"] == 1
 
 
@@ -108,6 +110,29 @@ def test_host_environments_and_distillation_only_domains(tmp_path: Path) -> None
     assert mopd["env"]["cascade_none"] == {"reward": "none"}
     assert mopd[MOPD_KEY] == {"enabled": True, "loss": {"name": "mopd", "options": {}},
                               "teachers": {"if": "/t/md", "math": "/t/sft"}}
+
+
+def test_mopd_loss_options_become_upstream_loss_keys_that_win_over_overrides(tmp_path: Path) -> None:
+    spec = _spec(tmp_path, kind="mopd", teachers={"math": CheckpointRef("/t/sft")},
+                 loss=RewardSpec("mopd", {"importance_ratio_min": 0.5, "importance_ratio_max": 2.0,
+                                        "normalization": "sequence", "advantage_clip": 3.0}),
+                 hparams={"steps": 5, "nemo_rl": {"defaults": "/abs/base.yaml", "overrides": {
+                     "loss_fn": {"token_level_loss": True, "reference_policy_kl_penalty": 0.0}}}})
+    config = build_stage_config(spec, nemo_rl_root=None, is_our_reward=_ours)
+    assert config["loss_fn"] == {
+        "reference_policy_kl_penalty": 0.0, "disable_ppo_ratio": True, "token_level_loss": False,
+        "force_on_policy_ratio": False, "use_importance_sampling_correction": True,
+        "truncated_importance_sampling_type": "icepop", "truncated_importance_sampling_ratio_min": 0.5,
+        "truncated_importance_sampling_ratio": 2.0, "sequence_level_importance_ratios": False, "use_cispo": False}
+    assert config["grpo"]["advantage_clip_low"] == -3.0 and config["grpo"]["advantage_clip_high"] == 3.0
+    plain = mopd_loss_config({"importance_sampling": "none", "normalization": "token"})
+    assert plain["loss_fn"]["use_importance_sampling_correction"] is False
+    assert plain["loss_fn"]["truncated_importance_sampling_type"] is None and plain["loss_fn"]["token_level_loss"]
+    with pytest.raises(ValueError, match=r"loss\.options\.importance_ratio_maxx: Extra inputs"):
+        mopd_loss_config({"importance_ratio_maxx": 2})
+    with pytest.raises(ValueError, match="not 'mopd_topk'"):
+        build_stage_config(_spec(tmp_path, kind="mopd", teachers={"math": CheckpointRef("/t")},
+                                 loss=RewardSpec("mopd_topk")), nemo_rl_root=None, is_our_reward=_ours)
 
 
 def test_sft_stages_use_response_datasets(tmp_path: Path) -> None:
@@ -135,3 +160,21 @@ def test_stage_start_points_and_bases(tmp_path: Path) -> None:
     assert resolve_base(None, "grpo", Path("/nrl")) == Path("/nrl/examples/configs/grpo_math_1B.yaml")
     with pytest.raises(ValueError, match="NEMO_RL_ROOT"):
         resolve_base("examples/x.yaml", "grpo", None)
+
+
+def test_the_logger_section_reaches_nemo_rl_with_the_stage_log_dir(tmp_path: Path) -> None:
+    logger = {"log_dir": str(tmp_path / "logs" / "s"), "tensorboard_enabled": True, "wandb_enabled": True,
+              "mlflow_enabled": False, "wandb": {"project": "cascade2", "group": "nemotron", "name": "s"}}
+    config = build_stage_config(_spec(tmp_path, logger=logger), nemo_rl_root=None, is_our_reward=_ours)
+    assert config["logger"] == {
+        "tensorboard_enabled": True, "wandb_enabled": True, "mlflow_enabled": False,
+        "wandb": {"project": "cascade2", "group": "nemotron", "name": "s"},
+        "log_dir": str(tmp_path / "logs" / "s"),
+    }
+    # a stage's own overrides still win; without a logger section only log_dir is set
+    spec = _spec(tmp_path, logger=logger, hparams={"nemo_rl": {"defaults": "/abs/base.yaml", "overrides": {
+        "logger": {"wandb": {"name": "mine"}}}}})
+    config = build_stage_config(spec, nemo_rl_root=None, is_our_reward=_ours)
+    assert config["logger"]["wandb"] == {"project": "cascade2", "group": "nemotron", "name": "mine"}
+    config = build_stage_config(_spec(tmp_path), nemo_rl_root=None, is_our_reward=_ours)
+    assert config["logger"] == {"log_dir": str(tmp_path / "s" / "logs")}

@@ -42,3 +42,49 @@ def test_values_match_is_structural():
     assert not values_match(True, 1.5)
     assert not values_match("1", 1)
     assert not values_match([1, 2], [1, 2, 3])
+
+
+@pytest.mark.parametrize(
+    "got",
+    ["1.2e1", "1_2", "+012", "+12", "012", "12.0", "١٢", "１２", "12.", "0x0c", "1.2E+1", "12e0"],
+)
+@pytest.mark.parametrize("tolerance", [None, 1e-6])
+def test_an_expected_integer_takes_only_the_integer(got, tolerance):
+    assert not tokens_match(got, "12", tolerance)
+    assert not outputs_match(f"{got}\n", "12\n", "tokens", tolerance)
+    assert not outputs_match(f"1 {got}\n", "1 12\n", "lines", tolerance)
+
+
+def test_integers_compare_as_integers():
+    assert tokens_match("12", "12", None)
+    assert tokens_match("-7", "-7", None)
+    assert tokens_match("7", "007", None)  # a non-canonical expected integer takes the canonical form
+    assert tokens_match("0", "-0", None)
+    assert not tokens_match("-0", "0", None)
+    big = "9" * 5000  # beyond int()'s 4300 digits
+    assert tokens_match(big, big, None) and not tokens_match(big + "8", big + "9", None)
+    assert not tokens_match("12", "13", 1.0)  # no tolerance for integers
+
+
+def test_the_tolerance_applies_where_a_float_is_expected():
+    assert tokens_match("0.5", "0.50", None)
+    assert tokens_match("5e-1", "0.50", None)
+    assert tokens_match("0.00001", "1e-05", None)
+    assert tokens_match("12", "12.0", None)  # a printed integer may match an expected float
+    assert tokens_match("0.3333333", "0.33333334", 1e-6)
+    assert not tokens_match("0.3333333", "0.33333334", None)
+    assert not tokens_match("١.٥", "1.5", None)
+    assert not tokens_match("1_0.5", "10.5", 1.0)
+    assert not tokens_match("+1.5", "1.5", None)
+    assert not tokens_match("inf", "1.5", 1.0) and not tokens_match("nan", "1.5", 1.0)
+
+
+def test_words_must_be_identical():
+    assert tokens_match("YES", "YES", None) and not tokens_match("yes", "YES", None)
+    assert not tokens_match("1e3", "1000x", None)
+
+
+def test_values_match_uses_the_tolerance_only_for_expected_floats():
+    assert values_match(0.30000001, 0.3, 1e-6)
+    assert not values_match(12.0000001, 12, 1e-6)
+    assert values_match(12.0, 12)  # equal values still match (as LiveCodeBench compares them)

@@ -35,3 +35,13 @@ def test_fence_language():
     assert fence_language("Python3 title") == "python"
     assert fence_language("") == ""
     assert fence_language("rust") is None
+
+
+def test_cpp_dialect_fences_name_their_standard():
+    from cascade_plugins.rewards.code.extract import find_program
+
+    response = "```c++20\nint main(){}\n```"
+    assert find_program(response, "cpp") == ("int main(){}\n", "c++20")
+    assert find_program(response.replace("c++20", "cpp"), "cpp") == ("int main(){}\n", "cpp")
+    assert find_program(response, "python") is None  # a C++ fence is not a Python program
+    assert fence_language("gnu++23") == "cpp" and fence_language("c++99") is None

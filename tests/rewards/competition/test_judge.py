@@ -15,16 +15,17 @@ from cascade_plugins.sandbox import Sandbox
 PROBLEMS = Path(__file__).parent / "problems"
 CopyProblem = Callable[[str], Path]
 
-#: Kattis' submission folders (plus two of ours) -> the verdict every file in them must get
+#: Kattis' submission folders (plus three of ours) -> the verdict every file in them must get
 EXPECTED = {
     "accepted": "AC",
     "wrong_answer": "WA",
     "time_limit_exceeded": "TLE",
     "run_time_error": "RE",
-    "memory_limit_exceeded": "MLE",
+    "memory_limit_exceeded": "RE",  # the format's verdict; the limit is the test's cause
     "compile_error": "CE",
     "partial": "TLE",  # divisors: the naive solution runs out of time on the large subtask
 }
+CAUSES = {"memory_limit_exceeded": "MLE"}
 LANGUAGES = {".cpp": "cpp", ".py": "python"}
 SUBMISSIONS = sorted(PROBLEMS.glob("*/submissions/*/*.*"))
 
@@ -34,7 +35,7 @@ def _id(path: Path) -> str:
 
 
 def test_the_suite_covers_every_verdict_in_both_languages() -> None:
-    covered = {(EXPECTED[p.parent.name], LANGUAGES[p.suffix]) for p in SUBMISSIONS}
+    covered = {(CAUSES.get(p.parent.name, EXPECTED[p.parent.name]), LANGUAGES[p.suffix]) for p in SUBMISSIONS}
     for verdict in ("AC", "WA", "TLE", "RE", "MLE"):
         assert {(verdict, "cpp"), (verdict, "python")} <= covered, verdict
     kinds = {p.parts[-4] for p in SUBMISSIONS}
@@ -48,6 +49,9 @@ def test_submission_gets_its_expected_verdict(judge: Judge, submission: Path) ->
     expected = EXPECTED[submission.parent.name]
     failing = [(t.name, t.verdict, t.message) for t in report.tests if t.verdict not in ("AC", "SKIPPED")]
     assert report.verdict == expected, failing
+    first = next(t for t in report.tests if t.verdict == report.verdict) if report.tests else None
+    if first is not None:
+        assert first.cause == CAUSES.get(submission.parent.name, ""), first
     if expected == "AC":
         assert report.score == report.max_score and report.normalized_score == 1.0
         # tests outside every subtask (the sample of divisors) do not run
@@ -244,12 +248,29 @@ def test_kattis_scoring_groups_without_subtasks(judge: Judge, copy_problem: Copy
     assert {g.name: g.verdict for g in report.groups}["secret/2-large"] == "TLE"
 
 
-def test_output_limit(judge: Judge, copy_problem: CopyProblem) -> None:
+def test_output_limit_is_a_run_time_error(judge: Judge, copy_problem: CopyProblem) -> None:
     root = copy_problem("sum")
     (root / "problem.yaml").write_text("limits: {time_limit: 1, output: 1}\n")
     flood = "import sys\nsys.stdout.write('1' * (4 << 20))\n"
     report = judge.judge(root, flood, "python")
-    assert report.verdict == "OLE" and report.tests[0].verdict == "OLE"
+    assert report.verdict == "RE" and (report.tests[0].verdict, report.tests[0].cause) == ("RE", "OLE")
+    assert "output exceeded" in report.tests[0].message
+
+
+@pytest.mark.parametrize("language", ["python", "cpp"])
+def test_an_endless_output_flood_is_a_time_limit_exceeded(
+    judge: Judge, copy_problem: CopyProblem, language: str
+) -> None:
+    # As the format's judges see it: the output is only measured once the run is over, and this
+    # run is never over before the time limit.
+    root = copy_problem("sum")
+    (root / "problem.yaml").write_text("limits: {time_limit: 1, output: 1}\n")
+    flood = {
+        "python": "import sys\nwhile True:\n    sys.stdout.write('fill stdout with nonsense\\n' * 100)\n",
+        "cpp": "#include <cstdio>\nint main() { for (;;) std::fputs(\"fill stdout with nonsense\\n\", stdout); }\n",
+    }[language]
+    report = judge.judge(root, flood, language)
+    assert report.verdict == "TLE" and (report.tests[0].verdict, report.tests[0].cause) == ("TLE", "")
 
 
 def test_interactive_problems_need_two_workers() -> None:

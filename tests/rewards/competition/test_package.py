@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from cascade_plugins.rewards.competition.errors import ProblemPackageError
+from cascade_plugins.rewards.competition.errors import ProblemPackageError, UnsupportedFeature
 from cascade_plugins.rewards.competition.package import load_problem
 
 PROBLEMS = Path(__file__).parent / "problems"
@@ -37,7 +37,8 @@ def test_custom_validator_package() -> None:
     assert package.checker.kind == "kattis"
     assert package.checker.program is not None
     assert package.checker.program.language == "cpp"
-    assert package.checker.program.path.name == "validate.cpp"
+    assert package.checker.program.path.name == "split_validator"  # the program is its folder
+    assert package.checker.program.main_path.name == "validate.cpp"
 
 
 def test_interactive_package() -> None:
@@ -135,7 +136,11 @@ def test_bad_values(copy_problem: CopyProblem) -> None:
     (root / "problem.yaml").write_text("limits:\n  time_limit: -1\n")
     _breaks(root, "limits.time_limit: must be positive")
     (root / "problem.yaml").write_text("type: multi-pass\n")
-    _breaks(root, "type: unsupported problem type")
+    _breaks(root, "missing: a multi-pass problem needs an output validator")
+    (root / "problem.yaml").write_text("type: [pass-fail, scoring]\n")
+    _breaks(root, "type: pass-fail and scoring exclude each other")
+    (root / "problem.yaml").write_text("type: pass-fail teamwork\n")
+    _breaks(root, r"type: unknown problem type \['teamwork'\]")
     (root / "problem.yaml").write_text("validation: custom sometimes\n")
     _breaks(root, "validation: expected 'default' or 'custom")
     (root / "problem.yaml").write_text("validator_flags: float_tolerance\n")
@@ -179,17 +184,26 @@ def test_custom_validation_without_a_validator(copy_problem: CopyProblem) -> Non
     _breaks(root, "output_validators: missing")
 
 
-def test_two_validators(copy_problem: CopyProblem) -> None:
+def test_two_validator_programs_are_unsupported(copy_problem: CopyProblem) -> None:
+    root = copy_problem("split")
+    (root / "output_validators" / "other").mkdir()
+    (root / "output_validators" / "other" / "other.py").write_text("import sys\nsys.exit(42)\n")
+    error = _breaks(root, r"several output validators \(other, split_validator\): only one is supported")
+    assert isinstance(error, UnsupportedFeature)
+
+
+def test_validator_sources_in_two_languages_need_a_build_script(copy_problem: CopyProblem) -> None:
     root = copy_problem("split")
     (root / "output_validators" / "other.py").write_text("import sys\nsys.exit(42)\n")
-    _breaks(root, "expected exactly one validator program, found 2")
+    _breaks(root, r"output_validators: sources in several languages \(cpp, python3\): add a build or run script")
 
 
 def test_validator_in_an_unsupported_language(copy_problem: CopyProblem) -> None:
     root = copy_problem("split")
     source = root / "output_validators" / "split_validator" / "validate.cpp"
     source.rename(source.with_suffix(".java"))
-    _breaks(root, "expected exactly one .py or .cpp source")
+    error = _breaks(root, r"split_validator: program in an unsupported language \(java\)")
+    assert isinstance(error, UnsupportedFeature)
 
 
 @pytest.mark.parametrize(

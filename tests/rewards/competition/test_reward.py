@@ -102,6 +102,22 @@ def test_unsupported_fence_language_is_no_answer(reward: CompetitionReward) -> N
     assert "java" in result.details["reason"]
 
 
+def test_a_language_the_problem_does_not_take_is_no_answer(reward: CompetitionReward, tmp_path: Path) -> None:
+    root = tmp_path / "sum"
+    shutil.copytree(PROBLEMS / "sum", root)
+    (root / "problem.yaml").write_text("name: Sum\nlanguages: [cpp]\nlimits: {time_limit: 1}\n")
+    (result,) = reward.score([Sample(response=_response(SUM_AC), problem=str(root))])
+    assert (result.reward, result.verdict) == (0.0, "no_answer")
+    assert "not allowed by problem.yaml languages (cpp)" in result.details["reason"]
+
+
+def test_a_memory_limit_kill_is_a_run_time_error_with_its_cause(reward: CompetitionReward) -> None:
+    hog = PROBLEMS / "sum/submissions/memory_limit_exceeded/hog.py"
+    (result,) = reward.score([Sample(response=_response(hog), problem=str(PROBLEMS / "sum"))])
+    assert (result.reward, result.verdict) == (0.0, "RE")
+    assert result.details["tests"][0]["cause"] == "MLE"
+
+
 def test_compile_error_is_a_verdict(reward: CompetitionReward) -> None:
     typo = PROBLEMS / "sum/submissions/compile_error/typo.cpp"
     (result,) = reward.score([Sample(response=_response(typo), problem=str(PROBLEMS / "sum"))])
@@ -178,8 +194,8 @@ def test_cascade_score_with_problem_paths(tmp_path: Path, monkeypatch: pytest.Mo
     source.write_text("".join(json.dumps(r) + "\n" for r in rows))
     target = tmp_path / "out.jsonl"
     result = CliRunner().invoke(
-        cli, ["score", "--reward", "competition", "--input", str(source), "--output", str(target)]
+        cli, ["score", "--reward", "competition", "--input", str(source), "--output", str(target), "--keep-going"]
     )
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 0, result.output  # the missing problem is an error row, kept
     scored = [json.loads(line) for line in target.read_text().splitlines()]
     assert [(r["reward"], r["verdict"]) for r in scored] == [(1.0, "AC"), (0.0, "WA"), (0.0, "error")]

@@ -23,11 +23,20 @@ def test_worst_error_uses_kattis_order() -> None:
 
 
 @pytest.mark.parametrize(
-    ("sandbox", "test"),
-    [("OK", None), ("TLE", "TLE"), ("MLE", "MLE"), ("RE", "RE"), ("OLE", "OLE"), ("SANDBOX_ERROR", "JE")],
+    ("sandbox", "test", "cause"),
+    [
+        ("OK", None, ""),
+        ("TLE", "TLE", ""),
+        # the package format has no memory or output limit verdict: both are run-time errors
+        ("MLE", "RE", "MLE"),
+        ("OLE", "RE", "OLE"),
+        ("RE", "RE", ""),
+        ("SANDBOX_ERROR", "JE", ""),
+    ],
 )
-def test_from_execution(sandbox: str, test: str | None) -> None:
+def test_from_execution_speaks_the_formats_verdicts(sandbox: str, test: str | None, cause: str) -> None:
     assert verdicts.from_execution(sandbox) == test
+    assert verdicts.cause_of(sandbox) == cause
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,12 @@ Layout of a stage's ``output_dir``::
     result.json                the StageResult, written last; its presence means "stage done"
 
 Checkpoint directories appear atomically (written aside, then renamed), so after a crash the
-newest ``step_*`` directory is always complete and the stage resumes from it.
+newest ``step_*`` directory is always complete and the stage resumes from it. ``result.json`` and
+``state.json`` name checkpoints relative to ``output_dir``, so the folder can be moved.
+
+On a stop request (``StageReporter.stop_requested()``, SIGINT / SIGTERM) the stage saves a
+checkpoint of the step it just finished and raises :class:`StageInterrupted`. Metrics go to
+``spec.logger["log_dir"]`` (:mod:`cascade_plugins.backends.local.tracking`).
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ from cascade_plugins.backends.local.config import (
 from cascade_plugins.backends.local.data import DomainData, load_rows
 from cascade_plugins.backends.local.policy import Policy, build_policy, load_policy, save_policy
 from cascade_plugins.backends.local.rollout import ScoreCache, generate, row_to_sample, score_deduplicated
+from cascade_plugins.backends.local.tracking import StageTracker, check_tracking, parse_tracking
 from cascade_plugins.backends.local.trainers import GRPOTrainer, MOPDTrainer, SFTTrainer
 from cascade_plugins.interfaces import (
     CheckpointRef,
@@ -43,9 +49,11 @@ from cascade_plugins.interfaces import (
     RewardResult,
     RewardSpec,
     Sample,
+    StageInterrupted,
     StageReporter,
     StageResult,
     StageSpec,
+    stop_requested,
 )
 
 __all__ = ["DEFAULT_MOPD_LOSS", "LocalBackend", "evaluate", "lr_at"]
@@ -67,6 +75,9 @@ class _SilentReporter:
 
     def log(self, message: str) -> None:
         pass
+
+    def stop_requested(self) -> str | None:
+        return None
 
 
 def lr_at(step: int, hp: StageHparams) -> float:
@@ -116,6 +127,8 @@ class LocalBackend:
     """
 
     name = "local"
+    #: polls ``reporter.stop_requested()`` after every step and saves a checkpoint before stopping
+    graceful_stop = True
 
     def __init__(self, registry: Any = None) -> None:
         self._registry = registry
@@ -182,6 +195,7 @@ class LocalBackend:
             problems.extend(self._known(where, f"rewards.{domain}", "reward", reward.name))
         for domain, (_, reward) in sorted(spec.eval.items()):
             problems.extend(self._known(where, f"eval.{domain}", "reward", reward.name))
+        problems.extend(f"{where}: {problem}" for problem in check_tracking(spec.logger))
         return problems
 
     def _known(self, where: str, key: str, kind: str, name: str) -> list[str]:
@@ -217,10 +231,36 @@ class _StageRun:
             self.rewards[key] = self.backend.registry.make_reward(spec.name, **dict(spec.options))
         return self.rewards[key]
 
+    # checkpoints are named relative to ``output_dir`` in result.json / state.json (portable); in
+    # memory they are absolute. A name written by an older version (absolute) is re-rooted here.
+    def _portable(self, ref: Mapping[str, Any]) -> dict[str, Any]:
+        path = Path(ref["path"])
+        return {**ref, "path": path.relative_to(self.out).as_posix() if path.is_relative_to(self.out) else str(path)}
+
+    def _local(self, ref: Mapping[str, Any]) -> dict[str, Any]:
+        path = Path(ref["path"])
+        if path.is_absolute():
+            path = self.ckpt_root / path.name if _STEP_DIR.match(path.name) else path
+        else:
+            path = self.out / path
+        return {**ref, "path": str(path)}
+
+    def _portable_evaluations(self, evaluations: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [{**e, "checkpoint": self._portable(e["checkpoint"])} if e.get("checkpoint") else e for e in evaluations]
+
+    def _local_evaluations(self, evaluations: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [{**e, "checkpoint": self._local(e["checkpoint"])} if e.get("checkpoint") else e for e in evaluations]
+
+    def _read_result(self, path: Path) -> StageResult:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        data["checkpoint"] = self._local(data["checkpoint"])
+        data["evaluations"] = self._local_evaluations(list(data.get("evaluations", [])))
+        return StageResult.from_dict(data)
+
     def run(self) -> StageResult:
         result_path = self.out / _RESULT
         if result_path.is_file():
-            return StageResult.from_dict(json.loads(result_path.read_text(encoding="utf-8")))
+            return self._read_result(result_path)
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()
@@ -274,10 +314,11 @@ class _StageRun:
         buffer = io.BytesIO()
         torch.save({"optimizer": optimizer.state_dict(), "step": step}, buffer)
         path = self.ckpt_root / f"step_{step:06d}"
+        portable = {**state, "evaluations": self._portable_evaluations(state["evaluations"])}
         save_policy(
             policy,
             path,
-            extra_files={_TRAINER_STATE: buffer.getvalue(), _STATE: json.dumps(state, indent=1).encode()},
+            extra_files={_TRAINER_STATE: buffer.getvalue(), _STATE: json.dumps(portable, indent=1).encode()},
         )
         self._prune(state)
         return path
@@ -306,6 +347,7 @@ class _StageRun:
             policy = load_policy(path, self.device)
             trainer_state = torch.load(path / _TRAINER_STATE, weights_only=True)
             state = json.loads((path / _STATE).read_text(encoding="utf-8"))
+            state["evaluations"] = self._local_evaluations(state["evaluations"])
             self.reporter.log(f"{spec.name}: resuming from step {start} ({path})")
         else:
             start, trainer_state = 0, None
@@ -318,6 +360,23 @@ class _StageRun:
 
         trainer = self._trainer(policy)
         eval_sets = self._eval_sets()
+        settings = parse_tracking(spec.logger)
+        log_dir = Path(settings.log_dir) if settings.log_dir else self.out / "logs"
+        config = {"stage": spec.name, "kind": spec.kind, "seed": spec.seed, **spec.hparams}
+        with StageTracker(settings, log_dir, start, config) as tracker:
+            return self._train(policy, optimizer, trainer, eval_sets, state, start, tracker)
+
+    def _train(
+        self,
+        policy: Policy,
+        optimizer: torch.optim.Optimizer,
+        trainer: SFTTrainer | GRPOTrainer | MOPDTrainer,
+        eval_sets: dict[str, tuple[list[dict[str, Any]], Reward]],
+        state: dict[str, Any],
+        start: int,
+        tracker: StageTracker,
+    ) -> StageResult:
+        spec, hp = self.spec, self.hp
 
         def optimizer_step() -> None:
             optimizer.step()
@@ -331,21 +390,30 @@ class _StageRun:
             metrics = {"step": step, "lr": lr_at(step, hp), **trainer.step(step, optimizer_step)}
             metrics["seconds"] = time.perf_counter() - began
             state["metrics"].append(metrics)
+            tracker.log(step, metrics)
             self.reporter.step(step, metrics)
             evaluated = bool(hp.eval_every) and step % hp.eval_every == 0 and step < hp.steps and eval_sets
             if evaluated:
                 scores = self.evaluate(policy, eval_sets)
                 checkpoint = CheckpointRef(str(self.ckpt_root / f"step_{step:06d}"), "hf", spec.name, step)
                 state["evaluations"].append({"step": step, "scores": scores, "checkpoint": checkpoint.to_dict()})
+                tracker.log_validation(step, scores)
                 self.reporter.log(f"{spec.name} step {step}: " + _format_scores(scores))
+            saved = None
             if evaluated or step == hp.steps or (hp.save_every and step % hp.save_every == 0):
-                self._save(step, policy, optimizer, state)
+                saved = self._save(step, policy, optimizer, state)
+            reason = stop_requested(self.reporter)
+            if reason:
+                saved = saved or self._save(step, policy, optimizer, state)
+                self.reporter.log(f"{spec.name}: {reason}: saved step {step} of {hp.steps} ({saved})")
+                raise StageInterrupted(reason, step=step, checkpoint=str(saved))
         if start >= hp.steps:
             self.reporter.log(f"{spec.name}: all {hp.steps} steps done before; evaluating")
 
         final = CheckpointRef(str(self.ckpt_root / f"step_{hp.steps:06d}"), "hf", spec.name, hp.steps)
         validation = self.evaluate(policy, eval_sets) if eval_sets else {}
         if validation:
+            tracker.log_validation(hp.steps, validation)
             self.reporter.log(f"{spec.name} final: " + _format_scores(validation))
         result = StageResult(
             stage=spec.name,
@@ -354,7 +422,10 @@ class _StageRun:
             validation=validation,
             evaluations=state["evaluations"],
         )
-        write_json_atomic(self.out / _RESULT, result.to_dict())
+        portable = result.to_dict()
+        portable["checkpoint"] = self._portable(portable["checkpoint"])
+        portable["evaluations"] = self._portable_evaluations(portable["evaluations"])
+        write_json_atomic(self.out / _RESULT, portable)
         return result
 
     def _trainer(self, policy: Policy) -> SFTTrainer | GRPOTrainer | MOPDTrainer:

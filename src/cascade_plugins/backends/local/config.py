@@ -13,6 +13,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from cascade_plugins.config import error_lines
+
 __all__ = [
     "HPARAMS_BY_KIND",
     "GRPOHparams",
@@ -178,14 +180,10 @@ HPARAMS_BY_KIND: dict[str, type[StageHparams]] = {
 }
 
 
-def format_validation_error(error: ValidationError, prefix: str) -> list[str]:
-    """One line per problem, each naming its key path under ``prefix`` (``hparams.lr``)."""
-    lines = []
-    for item in error.errors():
-        loc = ".".join(str(part) for part in item["loc"])
-        where = f"{prefix}.{loc}" if loc else prefix
-        lines.append(f"{where}: {item['msg']}")
-    return lines
+def format_validation_error(error: ValidationError, prefix: str, model: type[BaseModel]) -> list[str]:
+    """One line per problem, each naming its key path under ``prefix`` (``hparams.lr``); an
+    unknown key gets the closest known one (``hparams.lrr: unknown key 'lrr'; did you mean 'lr'?``)."""
+    return error_lines(model, error, prefix)
 
 
 def parse_hparams(kind: str, hparams: Mapping[str, Any]) -> StageHparams:
@@ -197,7 +195,7 @@ def parse_hparams(kind: str, hparams: Mapping[str, Any]) -> StageHparams:
     try:
         return model.model_validate(dict(hparams))
     except ValidationError as exc:
-        raise ValueError("; ".join(format_validation_error(exc, "hparams"))) from None
+        raise ValueError("; ".join(format_validation_error(exc, "hparams", model))) from None
 
 
 def parse_model_config(model: Mapping[str, Any]) -> ModelConfig:
@@ -205,4 +203,4 @@ def parse_model_config(model: Mapping[str, Any]) -> ModelConfig:
     try:
         return ModelConfig.model_validate(dict(model))
     except ValidationError as exc:
-        raise ValueError("; ".join(format_validation_error(exc, "model"))) from None
+        raise ValueError("; ".join(format_validation_error(exc, "model", ModelConfig))) from None

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +20,7 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM, PreTrainedModel
 
+from cascade_plugins.atomic import make_temp_dir, share_like_folder
 from cascade_plugins.backends.local.config import ModelConfig
 from cascade_plugins.backends.local.tokenizer import build_char_tokenizer
 
@@ -110,12 +110,13 @@ def save_policy(policy: Policy, path: str | os.PathLike[str], extra_files: dict[
     sibling first, then renamed, so a crash never leaves a half-written checkpoint at ``path``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    tmp = make_temp_dir(path.parent, f".{path.name}.")
     try:
         policy.model.save_pretrained(tmp, safe_serialization=True)
         policy.tokenizer.save_pretrained(tmp)  # type: ignore[attr-defined]
         for name, content in (extra_files or {}).items():
             (tmp / name).write_bytes(content)
+        share_like_folder(tmp)  # safetensors writes the weights owner-only
         if path.exists():
             shutil.rmtree(path)
         os.replace(tmp, path)

@@ -4,17 +4,24 @@ For a stage, the backend writes under ``<output_dir>/nemo_rl/``:
 
 - ``stage.yaml``: the stage's NeMo RL config (``defaults:`` the base YAML, then the overrides);
 - ``command.sh``: the command that runs it (``launcher`` prefix + the stage runner);
+- ``ray_sub.sh``: ``sbatch`` of NeMo RL's ``ray.sub`` with ``COMMAND`` = ``command.sh`` (a Ray
+  cluster over ``cluster.num_nodes`` nodes, the stage driven from its head node);
+- ``ray_job.sh``: ``ray job submit`` of ``command.sh`` to a running cluster, with ``PYTHONPATH``
+  in ``--runtime-env-json`` (a job does not inherit the submitting shell's environment);
 
-then runs that command and reads back ``result.json`` (the HF checkpoint and metrics). With
-``mode: emit`` it only writes the files and stops the cascade with :class:`StageDeferred`, so the
-commands can be submitted to SLURM or as Ray jobs; running ``cascade run`` again after a stage's
-command has finished picks its ``result.json`` up and goes on with the next stage.
+then runs ``command.sh``'s command and reads back ``result.json`` (the HF checkpoint and
+metrics). With ``mode: emit`` it only writes the files and stops the cascade with
+:class:`StageDeferred`, so the stage can be submitted with ``ray_sub.sh`` / ``ray_job.sh``;
+running ``cascade run`` again after a stage has finished picks its ``result.json`` up and goes
+on with the next stage.
 
 Backend options (``backend: {name: nemo_rl, options: {...}}``):
 
 ``nemo_rl_root``  the NeMo RL checkout (default ``$NEMO_RL_ROOT``, else the importable one)
 ``python``        the Python of NeMo RL's venv (default ``$CASCADE_NEMO_RL_PYTHON``, else this one)
-``launcher``      command prefix, e.g. ``"srun --nodes=1 --ntasks=1"`` (string or list)
+``launcher``      command prefix inside ``command.sh`` (string or list), e.g. ``"nsys profile"``;
+                  for several nodes use ``ray_sub.sh`` rather than ``srun`` (one ``srun`` task
+                  gives a single-node Ray: NeMo RL's ``init_ray`` starts a local cluster)
 ``mode``          ``run`` (default) or ``emit``
 ``env``           extra environment variables for the stage process
 """
@@ -34,7 +41,15 @@ from typing import Any, Literal
 import yaml
 
 from cascade_plugins.atomic import write_text_atomic
+from cascade_plugins.backends.nemo_rl.stage_checks import (
+    metric_problems,
+    resolve_child,
+    upstream_problems,
+    validates,
+    validation_route,
+)
 from cascade_plugins.backends.nemo_rl.stage_config import (
+    MOPD_KEY,
     StageLayout,
     algorithm_for,
     build_stage_config,
@@ -115,20 +130,101 @@ class NemoRLBackend:
             env.setdefault("NEMO_RL_ROOT", str(self.nemo_rl_root))
         return env
 
+    def _exports(self) -> str:
+        return "".join(
+            f"export {k}={shlex.quote(v)}\n" for k, v in sorted(self.process_env().items())
+            if k in ("PYTHONPATH", "NEMO_RL_ROOT", *self.env)
+        )
+
+    def ray_sub_script(self, layout: StageLayout, num_nodes: int | None) -> str:
+        """``sbatch ray.sub`` with this stage's ``command.sh`` as ``COMMAND``: ray.sub brings up
+        one Ray cluster over the job's nodes and runs the command on the head node, where NeMo
+        RL's ``init_ray`` attaches to that cluster."""
+        ray_sub = (self.nemo_rl_root / "ray.sub") if self.nemo_rl_root else Path("${NEMO_RL_ROOT:?}/ray.sub")
+        nodes = str(num_nodes) if num_nodes else "1"
+        return (
+            "#!/usr/bin/env bash\n"
+            "# Submit this stage as one SLURM job: NeMo RL's ray.sub starts Ray on every node and runs\n"
+            "# COMMAND on the head node. This package, its plugins, the data and the checkpoints must be on\n"
+            "# a filesystem every node mounts (MOUNTS). Extra sbatch options: ./ray_sub.sh --account=A ...\n"
+            "set -euo pipefail\n"
+            ': "${CONTAINER:?set CONTAINER to the NeMo RL container image}"\n'
+            ': "${MOUNTS:?set MOUNTS (e.g. /lustre:/lustre) so the paths below exist in the container}"\n'
+            f"COMMAND={shlex.quote('bash ' + str(layout.command))} \\\n"
+            f"BASE_LOG_DIR=\"${{BASE_LOG_DIR:-{layout.work}}}\" \\\n"
+            f"exec sbatch --nodes=\"${{NUM_NODES:-{nodes}}}\" --job-name={shlex.quote(layout.root.name)} \"$@\" "
+            f"{ray_sub if self.nemo_rl_root is None else shlex.quote(str(ray_sub))}\n"
+        )
+
+    def ray_job_script(self, layout: StageLayout) -> str:
+        """``ray job submit`` of ``command.sh``; the job's runtime environment carries PYTHONPATH
+        (a Ray job does not inherit the submitting shell's environment)."""
+        env = {k: v for k, v in self.process_env().items() if k in ("PYTHONPATH", "NEMO_RL_ROOT", *self.env)}
+        runtime_env = json.dumps({"env_vars": env}, sort_keys=True)
+        return (
+            "#!/usr/bin/env bash\n"
+            "# Run this stage on a running Ray cluster (RAY_ADDRESS, e.g. http://head:8265). The paths below\n"
+            "# must exist on every node (a shared filesystem).\n"
+            "set -euo pipefail\n"
+            f"exec ray job submit --address \"${{RAY_ADDRESS:?set RAY_ADDRESS}}\" "
+            f"--runtime-env-json {shlex.quote(runtime_env)} \"$@\" -- bash {shlex.quote(str(layout.command))}\n"
+        )
+
     def emit(self, spec: StageSpec) -> StageLayout:
-        """Write ``stage.yaml``, ``spec.json`` and ``command.sh`` for ``spec``."""
+        """Write ``stage.yaml``, ``spec.json``, ``command.sh``, ``ray_sub.sh`` and ``ray_job.sh``."""
         layout = StageLayout(Path(spec.output_dir))
         config = self.stage_config(spec)
         write_text_atomic(layout.config, yaml.safe_dump(config, sort_keys=False))
         write_text_atomic(layout.spec, json.dumps(_spec_to_json(spec), indent=2, default=str))
-        exports = "".join(
-            f"export {k}={shlex.quote(v)}\n" for k, v in sorted(self.process_env().items())
-            if k in ("PYTHONPATH", "NEMO_RL_ROOT", *self.env)
-        )
-        script = f"#!/usr/bin/env bash\nset -euo pipefail\n{exports}exec {shlex.join(self.command(spec))}\n"
-        write_text_atomic(layout.command, script)
-        layout.command.chmod(0o755)
+        script = f"#!/usr/bin/env bash\nset -euo pipefail\n{self._exports()}exec {shlex.join(self.command(spec))}\n"
+        resolved, _ = resolve_child(config)
+        nodes = ((resolved or {}).get("cluster") or {}).get("num_nodes")
+        for path, text in ((layout.command, script),
+                           (layout.ray_sub, self.ray_sub_script(layout, nodes if isinstance(nodes, int) else None)),
+                           (layout.ray_job, self.ray_job_script(layout))):
+            write_text_atomic(path, text)
+            path.chmod(0o755)
         return layout
+
+    def plan_notes(self, spec: StageSpec) -> list[str]:
+        """What ``cascade plan`` should tell about ``spec`` that is not a problem."""
+        from cascade_plugins.backends.nemo_rl import compat
+
+        notes: list[str] = []
+        try:
+            child = self.stage_config(spec)
+        except ValueError:
+            return notes  # check() reports it
+        resolved, _ = resolve_child(child)
+        if resolved is None:
+            return notes
+        if spec.kind != "sft" and validation_route(resolved) == "gym" and not validates(resolved):
+            notes.append(
+                "trains through NeMo-Gym and runs no validation (grpo.val_period 0: the cascade's eval "
+                "sets are not added to Gym stages), so its checkpoint gets no per-domain scores and "
+                "'best:<domain>' teachers never choose it; name the stage instead to use it as a teacher"
+            )
+        mopd = resolved.get(MOPD_KEY)
+        if spec.kind == "mopd" and isinstance(mopd, dict):
+            from cascade_plugins.backends.nemo_rl.mopd_runtime import REFERENCE_TEACHER, plan_teachers
+
+            skip_reference = bool((resolved.get("grpo") or {}).get("skip_reference_policy_logprobs_calculation"))
+            plan = plan_teachers(mopd.get("teachers") or {}, str((resolved.get("policy") or {}).get("model_name")),
+                                 not skip_reference)
+            reused = sorted(t for t, a in plan.teacher_for_task.items() if a == REFERENCE_TEACHER)
+            via_reference = f"; {', '.join(reused)}: the starting checkpoint, scored by the reference policy"
+            notes.append(
+                f"MOPD: {len(plan.policies)} teacher policies share the training GPUs with the student and its "
+                f"generation engine (the training cluster holds {len(plan.policies)} more worker groups)"
+                + (via_reference if reused else "")
+                + "; loss_fn is set from the stage's loss options (NeMo RL's ClippedPGLossFn, REINFORCE + ICE-POP)"
+            )
+        if not compat.nemo_rl_available():
+            notes.append(
+                "NeMo RL is not importable in this Python, so the stage config was not validated against "
+                "NeMo RL's loader and MasterConfig; run `cascade plan` in NeMo RL's venv for that check"
+            )
+        return notes
 
     def check(self, spec: StageSpec) -> list[str]:
         problems: list[str] = []
@@ -151,10 +247,13 @@ class NemoRLBackend:
                 problems.append(f"hparams.nemo_rl.defaults: NeMo RL config not found: {base}")
         except ValueError as exc:
             problems.append(str(exc))
+        child: dict[str, Any] | None = None
         try:
-            self.stage_config(spec)
+            child = self.stage_config(spec)
         except ValueError as exc:
             problems.append(str(exc))
+        if child is not None and Path(str(child["defaults"])).is_file():
+            problems += self._config_problems(spec, child, hparams)
         if spec.init is not None and spec.init.format != "hf":
             problems.append(f"init checkpoint {spec.init.path} is {spec.init.format!r}; stages hand over HF weights")
         if spec.kind == "mopd":
@@ -163,6 +262,21 @@ class NemoRLBackend:
                 problems.append(f"mopd stage has no teacher for domain(s) {missing}")
         if self.mode == "run" and not Path(self.python).exists():
             problems.append(f"backend option python: {self.python} does not exist")
+        return problems
+
+    def _config_problems(self, spec: StageSpec, child: dict[str, Any], hparams: Any) -> list[str]:
+        """The stage config as NeMo RL will read it: loadable, valid upstream (when NeMo RL is
+        importable here), and ranked by a metric its validation reports."""
+        from cascade_plugins.backends.nemo_rl import compat
+
+        resolved, why = resolve_child(child)
+        if resolved is None:
+            return [f"hparams.nemo_rl.defaults: NeMo RL cannot load the stage config: {why}"]
+        overrides = hparams.nemo_rl.overrides
+        algorithm = algorithm_for(spec.kind)
+        problems = metric_problems(resolved, overrides, hparams.nemo_rl.select, algorithm)
+        if compat.nemo_rl_available():
+            problems += upstream_problems(child, resolved, algorithm, overrides)
         return problems
 
     # -- running --------------------------------------------------------------------------------
@@ -177,7 +291,8 @@ class NemoRLBackend:
         self.emit(spec)
         if self.mode == "emit":
             raise StageDeferred(
-                f"stage {spec.name!r}: run {layout.command} (it writes {layout.result}), then run the cascade again"
+                f"stage {spec.name!r}: submit {layout.ray_sub} (SLURM) or {layout.ray_job} (a running Ray "
+                f"cluster), or run {layout.command}; it writes {layout.result}. Then run the cascade again"
             )
         reporter.log(f"stage {spec.name}: {layout.command} (log: {layout.log})")
         started = False
@@ -187,15 +302,20 @@ class NemoRLBackend:
                 env=self.process_env(), cwd=str(self.nemo_rl_root) if self.nemo_rl_root else None,
             )
             assert process.stdout is not None
-            for line in process.stdout:
-                log.write(line)
-                match = _STEP_LINE.search(line)
-                if match:
-                    step, total = int(match.group(1)), int(match.group(2))
-                    if not started:
-                        reporter.start(total, spec.name)
-                        started = True
-                    reporter.step(step, {})
+            try:
+                for line in process.stdout:
+                    log.write(line)
+                    match = _STEP_LINE.search(line)
+                    if match:
+                        step, total = int(match.group(1)), int(match.group(2))
+                        if not started:
+                            reporter.start(total, spec.name)
+                            started = True
+                        reporter.step(step, {})
+            except BaseException:
+                # interrupted (SIGINT / SIGTERM): the stage process must not train on unwatched
+                _stop(process)
+                raise
             code = process.wait()
         if code != 0:
             tail = "".join(layout.log.read_text(encoding="utf-8", errors="replace").splitlines(True)[-30:])
@@ -203,6 +323,16 @@ class NemoRLBackend:
         if not layout.result.is_file():
             raise RuntimeError(f"stage {spec.name!r} finished without writing {layout.result}")
         return StageResult.from_dict(json.loads(layout.result.read_text()))
+
+
+def _stop(process: subprocess.Popen[str], grace_seconds: float = 30.0) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=grace_seconds)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 def _spec_to_json(spec: StageSpec) -> dict[str, Any]:

@@ -4,7 +4,10 @@ NeMo RL writes ``<checkpoint_dir>/step_N/{training_info.json, config.yaml, polic
 ``best`` asks NeMo RL's ``CheckpointManager`` for the step with the best
 ``checkpointing.metric_name`` (it falls back to the latest when no step has the metric);
 ``last`` takes the latest. DCP weights are converted with NeMo RL's ``convert_dcp_to_hf``;
-Megatron weights (``policy/weights/iter_*``) with its ``examples/converters/convert_megatron_to_hf.py``.
+Megatron weights (``policy/weights/iter_*``) with its ``examples/converters/convert_megatron_to_hf.py``
+run by the Python of NeMo RL's Megatron workers (:func:`~.compat.mcore_python_command`: the driver's
+venv has no ``megatron.bridge``). Step ``N`` is written to ``<hf_root>/hf_step_N``: NeMo RL caches
+HF->Megatron conversions by path, so a folder name must never stand for two different weights.
 The HF folder is written under a temporary name and renamed when complete.
 """
 
@@ -12,11 +15,11 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 import shutil
 import subprocess
-import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -76,7 +79,37 @@ def _dcp_weights_dir(step_dir: Path) -> Path:
     return weights / "model" if (weights / "model" / ".metadata").is_file() else weights
 
 
-def convert_to_hf(step_dir: str | Path, out_dir: str | Path, *, python: str | None = None) -> Path:
+def hf_dir_for_step(hf_root: str | Path, step: int) -> Path:
+    """Where step ``step``'s HF weights go: one folder per step (see the module docstring)."""
+    return Path(hf_root) / f"hf_step_{step}"
+
+
+def megatron_converter_command(
+    step_dir: str | Path, out_dir: str | Path, nemo_rl_root: Path, python: Sequence[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> list[str]:
+    """NeMo RL's Megatron->HF converter for ``step_dir``'s latest ``iter_*``, run by ``python``
+    (default: the Python of NeMo RL's Megatron workers)."""
+    from cascade_plugins.backends.nemo_rl import compat
+
+    step_dir = Path(step_dir)
+    iterations = sorted((step_dir / "policy" / "weights").glob("iter_*"))
+    if not iterations:
+        raise FileNotFoundError(f"{step_dir / 'policy' / 'weights'}: no Megatron iter_* folder")
+    environ = os.environ if environ is None else environ
+    prefix = list(python) if python else compat.mcore_python_command(nemo_rl_root, environ)
+    return [
+        *prefix, str(compat.megatron_converter_script(nemo_rl_root)),
+        "--config", str(step_dir / "config.yaml"),
+        "--megatron-ckpt-path", str(iterations[-1]),
+        "--hf-ckpt-path", str(out_dir),
+    ]
+
+
+def convert_to_hf(
+    step_dir: str | Path, out_dir: str | Path, *, python: Sequence[str] | None = None,
+    nemo_rl_root: Path | None = None,
+) -> Path:
     """Convert ``step_dir``'s policy weights to an HF folder at ``out_dir`` (atomic rename)."""
     from cascade_plugins.backends.nemo_rl import compat
 
@@ -95,12 +128,17 @@ def convert_to_hf(step_dir: str | Path, out_dir: str | Path, *, python: str | No
             _dcp_weights_dir(step_dir), tmp, policy["model_name"], tokenizer, policy.get("hf_overrides") or {}
         )
     elif fmt == "megatron":
-        iteration = sorted((step_dir / "policy" / "weights").glob("iter_*"))[-1]
-        subprocess.run(
-            [python or sys.executable, str(compat.megatron_converter_script()), "--config",
-             str(step_dir / "config.yaml"), "--megatron-ckpt-path", str(iteration), "--hf-ckpt-path", str(tmp)],
-            check=True,
-        )
+        root = nemo_rl_root or compat.nemo_rl_root()
+        if root is None:
+            raise RuntimeError("NeMo RL is not importable; cannot locate its Megatron converter")
+        command = megatron_converter_command(step_dir, tmp, root, python)
+        done = subprocess.run(command, cwd=str(root), check=False)
+        if done.returncode != 0:
+            raise RuntimeError(
+                f"{step_dir}: the Megatron->HF converter failed (exit {done.returncode}): {' '.join(command)}"
+            )
+        if not (tmp / "config.json").is_file():
+            raise RuntimeError(f"{step_dir}: the Megatron->HF converter wrote no config.json into {tmp}")
     else:
         raise NotImplementedError(
             f"{step_dir}: consolidated safetensors are not converted here; "
@@ -143,16 +181,19 @@ def finish_stage(
     stage: str,
     checkpointing: Mapping[str, Any],
     select: Literal["best", "last"],
-    hf_dir: str | Path,
+    hf_root: str | Path,
     *,
-    python: str | None = None,
+    python: Sequence[str] | None = None,
     rounds: Mapping[str, Mapping[str, float]] | None = None,
 ) -> StageResult:
+    """Pick the step, convert it to ``<hf_root>/hf_step_N`` and describe it as a StageResult."""
     step_dir = select_checkpoint(checkpointing, select)
     if step_dir is None:
         raise RuntimeError(
             f"stage {stage!r} saved no checkpoint in {checkpointing.get('checkpoint_dir')}; "
             "enable checkpointing (checkpointing.enabled: true) and save at the last step"
         )
-    hf = convert_to_hf(step_dir, hf_dir, python=python)
+    hf = hf_dir_for_step(hf_root, step_of(step_dir))
+    if not (hf / "config.json").is_file():  # a rerun after the conversion finished reuses it
+        convert_to_hf(step_dir, hf, python=python)
     return stage_result(stage, step_dir, hf, checkpointing["checkpoint_dir"], rounds)

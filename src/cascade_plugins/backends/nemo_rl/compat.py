@@ -156,11 +156,37 @@ def convert_dcp_to_hf(
     )
 
 
-def megatron_converter_script() -> Path:
-    root = nemo_rl_root()
+#: the FQN NeMo RL registers its Megatron policy worker under (its venv holds ``megatron.bridge``)
+MEGATRON_WORKER_FQN = "nemo_rl.models.policy.workers.megatron_policy_worker.MegatronPolicyWorker"
+
+
+def megatron_converter_script(root: Path | None = None) -> Path:
+    root = root or nemo_rl_root()
     if root is None:
         raise RuntimeError("NeMo RL is not importable; cannot locate examples/converters")
     return root / "examples" / "converters" / "convert_megatron_to_hf.py"
+
+
+def mcore_python_command(root: Path, environ: Mapping[str, str]) -> list[str]:
+    """The Python that has ``megatron.bridge`` (the Megatron converter needs it): the one NeMo RL
+    runs its Megatron workers with. That is the driver's Python under
+    ``NEMO_RL_PY_EXECUTABLES_SYSTEM=1``; otherwise the worker's venv that NeMo RL built under
+    ``$NEMO_RL_VENV_DIR`` (default ``<checkout>/venvs``), and before that venv exists
+    ``uv run --locked --extra mcore`` in the checkout (NeMo RL's ``PY_EXECUTABLES.MCORE``)."""
+    if environ.get("NEMO_RL_PY_EXECUTABLES_SYSTEM", "0") == "1":
+        return [sys.executable]
+    venv_dir = Path(environ.get("NEMO_RL_VENV_DIR") or root / "venvs")
+    worker_python = venv_dir / MEGATRON_WORKER_FQN / "bin" / "python"
+    if worker_python.is_file():
+        return [str(worker_python)]
+    return ["uv", "run", "--locked", "--extra", "mcore", "--directory", str(root), "python"]
+
+
+def grpo_entry_script() -> Path:
+    root = nemo_rl_root()
+    if root is None:
+        raise RuntimeError("NeMo RL is not importable; cannot locate examples/run_grpo.py")
+    return root / "examples" / "run_grpo.py"
 
 
 def sft_entry_script() -> Path:
@@ -213,21 +239,103 @@ def _env_names_of(data_config: Mapping[str, Any]) -> list[str]:
     return sorted(names)
 
 
-def setup_response_data(tokenizer: Any, data_config: Any, env_configs: Any) -> Any:
-    """Upstream ``setup_response_data``. Up to v0.7.0 it creates environments only for a
+@contextlib.contextmanager
+def list_dataset_env_scan() -> Iterator[None]:
+    """Up to v0.7.0, upstream ``setup_response_data`` creates environments only for a
     ``data.train`` *mapping*, so a list of datasets with their own ``env_name`` found no
-    environment; there its env-name scan is swapped for one that reads lists too."""
+    environment. While active, that version's env-name scan is swapped for one that reads lists
+    too (newer versions are left alone)."""
     apply_python_shims()
     from nemo_rl.data import utils as data_utils
 
     scan = data_utils.extract_necessary_env_names
     if scan({"train": [{"env_name": "probe"}]}) == ["probe"]:
-        return data_utils.setup_response_data(tokenizer, data_config, env_configs)
+        yield
+        return
     data_utils.extract_necessary_env_names = _env_names_of
     try:
-        return data_utils.setup_response_data(tokenizer, data_config, env_configs)
+        yield
     finally:
         data_utils.extract_necessary_env_names = scan
+
+
+def setup_response_data(tokenizer: Any, data_config: Any, env_configs: Any) -> Any:
+    """Upstream ``setup_response_data`` with :func:`list_dataset_env_scan` applied."""
+    from nemo_rl.data import utils as data_utils
+
+    with list_dataset_env_scan():
+        return data_utils.setup_response_data(tokenizer, data_config, env_configs)
+
+
+#: the clusters ``grpo.setup`` trains the policy on (colocated inference / separate inference)
+TRAINING_CLUSTER_NAMES = ("grpo_policy_cluster", "grpo_train_cluster")
+
+
+@contextlib.contextmanager
+def extra_training_worker_groups(extra: int) -> Iterator[list[Any]]:
+    """While active, the training cluster ``grpo.setup`` builds holds ``extra`` more colocated
+    worker groups per GPU (its bundles get more CPU slots and each worker a smaller GPU share), so
+    ``extra`` inference-only teacher policies fit next to the student and the colocated
+    generation engine, as upstream distillation sizes its cluster for its teacher. Yields the
+    training clusters built (the caller checks one was)."""
+    apply_python_shims()
+    from nemo_rl.algorithms import grpo
+
+    original = grpo.RayVirtualCluster
+    built: list[Any] = []
+
+    class SizedForTeachers(original):  # type: ignore[misc, valid-type]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            if kwargs.get("name") in TRAINING_CLUSTER_NAMES:
+                groups = int(kwargs.get("max_colocated_worker_groups", 1)) + extra
+                kwargs["max_colocated_worker_groups"] = groups
+                built.append(self)
+                print(f"{kwargs['name']}: room for {groups} colocated worker groups "
+                      f"({extra} for MOPD teachers)", flush=True)
+            super().__init__(*args, **kwargs)
+
+    grpo.RayVirtualCluster = SizedForTeachers
+    try:
+        yield built
+    finally:
+        grpo.RayVirtualCluster = original
+
+
+@contextlib.contextmanager
+def after_grpo_setup(
+    hook: Callable[[tuple[Any, ...], dict[str, Any], tuple[Any, ...]], tuple[Any, ...]],
+) -> Iterator[None]:
+    """While active, ``grpo.setup(*args, **kwargs)`` returns ``hook(args, kwargs, <what upstream
+    setup returned>)``. NeMo RL's ``examples/run_grpo.py`` imports ``setup`` when it runs, so it
+    sees the wrapped one."""
+    apply_python_shims()
+    from nemo_rl.algorithms import grpo
+
+    original = grpo.setup
+
+    def patched(*args: Any, **kwargs: Any) -> Any:
+        return hook(args, kwargs, tuple(original(*args, **kwargs)))
+
+    grpo.setup = patched
+    try:
+        yield
+    finally:
+        grpo.setup = original
+
+
+def lm_policy_class() -> type:
+    apply_python_shims()
+    from nemo_rl.models.policy.lm_policy import Policy
+
+    return Policy
+
+
+def opd_advantage_estimator(loss_config: Any) -> Any:
+    """Upstream's ``OPDAdvantageEstimator``: ``sg[teacher - prev_logprobs] * mask``."""
+    apply_python_shims()
+    from nemo_rl.algorithms.advantage_estimator import OPDAdvantageEstimator
+
+    return OPDAdvantageEstimator({"name": "opd"}, loss_config)
 
 
 @contextlib.contextmanager

@@ -9,6 +9,8 @@ summarise results. They import neither NeMo RL, Ray nor torch, so they are unit-
 
 from __future__ import annotations
 
+import math
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,16 +31,24 @@ class EnvSettings:
     reward: str
     reward_options: dict[str, Any] = field(default_factory=dict)
     num_workers: int = 1
+    #: CPUs each scoring actor reserves in Ray; the actors are spread over the nodes, and a
+    #: reward's sandbox pool is sized to the reservation (``os.cpu_count()`` in the actor)
+    cpus_per_worker: float = 1.0
     #: plugin allow-list for the workers' registry (``None``: every installed plugin)
     plugins: tuple[str, ...] | None = None
     #: stop strings advertised to the generator for the next turn (single-turn: ``None``)
     stop_strings: tuple[str, ...] | None = None
 
+    @property
+    def worker_cpu_count(self) -> int:
+        """What ``os.cpu_count()`` reports inside a scoring actor: its reservation, at least 1."""
+        return max(1, int(self.cpus_per_worker))
+
     @classmethod
     def from_config(cls, default_reward: str, config: Mapping[str, Any] | None) -> EnvSettings:
         """Validate ``config``; every error names the offending key under ``env.<name>``."""
         config = dict(config or {})
-        known = {"reward", "reward_options", "num_workers", "plugins", "stop_strings"}
+        known = {"reward", "reward_options", "num_workers", "cpus_per_worker", "plugins", "stop_strings"}
         unknown = sorted(set(config) - known)
         if unknown:
             raise ValueError(
@@ -53,6 +63,9 @@ class EnvSettings:
         workers = config.get("num_workers", 1)
         if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
             raise ValueError(f"env.cascade_{default_reward}.num_workers must be an integer >= 1, got {workers!r}")
+        cpus = config.get("cpus_per_worker", 1.0)
+        if not isinstance(cpus, int | float) or isinstance(cpus, bool) or not math.isfinite(cpus) or cpus <= 0:
+            raise ValueError(f"env.cascade_{default_reward}.cpus_per_worker must be a number > 0, got {cpus!r}")
         plugins = config.get("plugins")
         if plugins is not None:
             if isinstance(plugins, str):
@@ -63,6 +76,7 @@ class EnvSettings:
             reward=reward,
             reward_options=dict(options),
             num_workers=workers,
+            cpus_per_worker=float(cpus),
             plugins=plugins,
             stop_strings=tuple(stops) if stops else None,
         )
@@ -161,28 +175,33 @@ class RoundScores:
 
     NeMo RL's ``validate`` reports one accuracy over all tasks; the environments see every
     sample's domain, so they keep the per-domain numbers the cascade's teacher registry needs.
-    Samples scored outside a round (training rollouts) are not counted.
+    Samples scored outside a round (training rollouts) are not counted. The environment actor is
+    threaded (concurrent ``step`` calls), so every update holds a lock.
     """
 
     def __init__(self) -> None:
         self.step: int | None = None
         self._sums: dict[str, float] = {}
         self._counts: dict[str, int] = {}
+        self._lock = threading.Lock()
 
     def begin(self, step: int) -> None:
-        self.step = step
-        self._sums.clear()
-        self._counts.clear()
+        with self._lock:
+            self.step = step
+            self._sums.clear()
+            self._counts.clear()
 
     def add(self, samples: Sequence[Sample], results: Sequence[RewardResult]) -> None:
-        if self.step is None:
-            return
-        for sample, result in zip(samples, results, strict=True):
-            domain = sample.domain or "all"
-            self._sums[domain] = self._sums.get(domain, 0.0) + float(result.reward)
-            self._counts[domain] = self._counts.get(domain, 0) + 1
+        with self._lock:
+            if self.step is None:
+                return
+            for sample, result in zip(samples, results, strict=True):
+                domain = sample.domain or "all"
+                self._sums[domain] = self._sums.get(domain, 0.0) + float(result.reward)
+                self._counts[domain] = self._counts.get(domain, 0) + 1
 
     def end(self) -> dict[str, float]:
-        scores = {d: self._sums[d] / self._counts[d] for d in sorted(self._sums)}
-        self.step = None
+        with self._lock:
+            scores = {d: self._sums[d] / self._counts[d] for d in sorted(self._sums)}
+            self.step = None
         return scores

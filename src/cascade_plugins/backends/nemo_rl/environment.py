@@ -6,8 +6,9 @@ subclass of :class:`CascadeRewardEnvironment` whose default reward is ``math``. 
 ``env.cascade_math`` section (see :class:`~cascade_plugins.backends.nemo_rl.env_core.EnvSettings`).
 
 The actor does no scoring itself: it builds ``num_workers`` :class:`RewardWorker` actors, each
-holding one reward instance, and fans every ``step`` batch out over them, so scoring capacity
-grows with the Ray cluster. Importing this module imports Ray, torch and NeMo RL.
+holding one reward instance and reserving ``cpus_per_worker`` CPUs, spread over the nodes,
+and fans every ``step`` batch out over them, so scoring capacity grows with the Ray cluster.
+Importing this module imports Ray, torch and NeMo RL.
 """
 
 from __future__ import annotations
@@ -71,11 +72,17 @@ class CascadeRewardEnvironment(EnvironmentInterface):
     def __init__(self, cfg: Mapping[str, Any] | None = None) -> None:
         self.settings = EnvSettings.from_config(self.default_reward, cfg)
         worker_options = {
+            # a CPU reservation per scoring actor, spread over the nodes: scoring capacity is what
+            # Ray reserved, not what happens to be free on the head node
+            "num_cpus": self.settings.cpus_per_worker,
+            "scheduling_strategy": "SPREAD",
             "runtime_env": {
                 "py_executable": compat.system_python_executable(),
-                # the workers must import cascade_plugins and the reward's plugin like this actor
-                "env_vars": dict(os.environ),
-            }
+                # the workers must import cascade_plugins and the reward's plugin like this actor;
+                # PYTHON_CPU_COUNT (Python >= 3.13) makes os.cpu_count() -- what a sandbox pool is
+                # sized by -- report the reservation instead of the node's CPUs
+                "env_vars": {**os.environ, "PYTHON_CPU_COUNT": str(self.settings.worker_cpu_count)},
+            },
         }
         self._rotation = itertools.count()
         self.rounds = RoundScores()

@@ -33,6 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from cascade_plugins.backends.nemo_rl.env_core import NO_REWARD
 from cascade_plugins.backends.nemo_rl.host_reward import HostEnvironmentReward
 from cascade_plugins.backends.nemo_rl.names import PROCESSOR_NAME, env_name_for_reward
+from cascade_plugins.config import error_lines
 from cascade_plugins.interfaces import RewardSpec, StageSpec
 
 HOST_REWARD = HostEnvironmentReward.name
@@ -58,6 +59,9 @@ class NemoRLSection(BaseModel):
     overrides: dict[str, Any] = Field(default_factory=dict)
     #: per-domain ``env.cascade_<reward>.num_workers`` (scoring actors per environment)
     reward_workers: int = Field(8, ge=1)
+    #: CPUs each scoring actor reserves in Ray (``env.cascade_<reward>.cpus_per_worker``); its
+    #: sandbox pool is sized to this reservation, not to the whole node
+    reward_worker_cpus: float = Field(1.0, gt=0)
     #: pick the checkpoint to hand on: ``best`` (checkpointing.metric_name) or ``last``
     select: Literal["best", "last"] = "last"
     #: the training engine of the base config: where ``lr``/``warmup_steps`` go
@@ -106,11 +110,7 @@ def parse_hparams(hparams: Mapping[str, Any]) -> NemoRLHparams:
     try:
         return NemoRLHparams.model_validate(dict(hparams))
     except ValidationError as exc:
-        lines = []
-        for item in exc.errors():
-            loc = ".".join(str(p) for p in item["loc"])
-            lines.append(f"hparams.{loc}: {item['msg']}")
-        raise ValueError("; ".join(lines)) from None
+        raise ValueError("; ".join(error_lines(NemoRLHparams, exc, "hparams"))) from None
 
 
 def _set(tree: dict[str, Any], dotted: str, value: Any) -> None:
@@ -221,6 +221,14 @@ class StageLayout:
         return self.work / "command.sh"
 
     @property
+    def ray_sub(self) -> Path:
+        return self.work / "ray_sub.sh"
+
+    @property
+    def ray_job(self) -> Path:
+        return self.work / "ray_job.sh"
+
+    @property
     def result(self) -> Path:
         return self.work / "result.json"
 
@@ -307,7 +315,8 @@ class DomainRoute:
 
 
 def route_domain(
-    kind: str, domain: str, path: str, reward: RewardSpec | None, is_our_reward: Callable[[str], bool], workers: int
+    kind: str, domain: str, path: str, reward: RewardSpec | None, is_our_reward: Callable[[str], bool], workers: int,
+    worker_cpus: float = 1.0,
 ) -> DomainRoute:
     if reward is not None and reward.name == HOST_REWARD:
         options = dict(reward.options)
@@ -315,7 +324,7 @@ def route_domain(
         if not isinstance(env, str) or not env:
             raise ValueError(f"domain {domain!r}: reward nemo_rl_env needs option 'env'")
         if kind == "mopd":  # the synchronous MOPD path cannot call NeMo-Gym; the reward is unused
-            return route_domain(kind, domain, path, None, is_our_reward, workers)
+            return route_domain(kind, domain, path, None, is_our_reward, workers, worker_cpus)
         entry = {**dict(options.get("dataset") or {}), "data_path": str(path), "env_name": env}
         return DomainRoute("host", env, entry, None)
     if reward is None or not is_our_reward(reward.name):
@@ -326,8 +335,42 @@ def route_domain(
         entry = _dataset_entry(domain, path, env_name, require_target=False)
         return DomainRoute("distill", env_name, entry, {"reward": NO_REWARD})
     env_name = env_name_for_domain(domain, reward)
-    config = {"reward": reward.name, "reward_options": dict(reward.options), "num_workers": workers}
+    config = {"reward": reward.name, "reward_options": dict(reward.options), "num_workers": workers,
+              "cpus_per_worker": worker_cpus}
     return DomainRoute("ours", env_name, _dataset_entry(domain, path, env_name), config)
+
+
+MOPD_LOSS = "mopd"
+
+
+def mopd_loss_config(options: Mapping[str, Any]) -> dict[str, Any]:
+    """The MOPD loss options (:class:`~cascade_plugins.losses.mopd.MOPDOptions`) as NeMo RL keys:
+    upstream's ``ClippedPGLossFn`` as REINFORCE (``disable_ppo_ratio``) with the truncated
+    importance weight of Cascade 2 Eq. 3 and its per-sequence mean (Eq. 4), on the advantages of
+    upstream's ``OPDAdvantageEstimator`` (:mod:`.mopd_runtime`). These keys win over a stage's
+    overrides: they are what the stage's ``loss.options`` say."""
+    from cascade_plugins.losses.mopd.options import MOPDOptions
+
+    try:
+        o = MOPDOptions.model_validate(dict(options))
+    except ValidationError as exc:
+        lines = [f"loss.options.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
+        raise ValueError("; ".join(lines)) from None
+    sampling = o.importance_sampling != "none"
+    loss_fn = {
+        "disable_ppo_ratio": True,
+        "token_level_loss": o.normalization == "token",
+        "force_on_policy_ratio": False,  # the advantage needs prev_logprobs
+        "use_importance_sampling_correction": sampling,
+        "truncated_importance_sampling_type": o.importance_sampling if sampling else None,
+        "truncated_importance_sampling_ratio_min": o.importance_ratio_min if sampling else None,
+        "truncated_importance_sampling_ratio": o.importance_ratio_max if sampling else None,
+        "sequence_level_importance_ratios": False,
+        "use_cispo": False,
+    }
+    clip = o.advantage_clip
+    grpo = {"advantage_clip_low": -clip if clip else None, "advantage_clip_high": clip}
+    return {"loss_fn": loss_fn, "grpo": grpo}
 
 
 def build_stage_config(
@@ -351,6 +394,7 @@ def build_stage_config(
     validation: list[dict[str, Any]] = []
     envs: dict[str, dict[str, Any]] = {}
     workers = h.nemo_rl.reward_workers
+    cpus = h.nemo_rl.reward_worker_cpus
     host_stage = False
     for domain, path in sorted(spec.data.items()):
         if spec.kind == "sft":
@@ -358,7 +402,7 @@ def build_stage_config(
                           "output_key": "response", "processor": "sft_processor", "prompt_file": None,
                           "system_prompt_file": None})
             continue
-        route = route_domain(spec.kind, domain, path, spec.rewards.get(domain), is_our_reward, workers)
+        route = route_domain(spec.kind, domain, path, spec.rewards.get(domain), is_our_reward, workers, cpus)
         train.append(route.train_entry)
         host_stage = host_stage or route.kind == "host"
         if route.env_config is not None:
@@ -368,7 +412,7 @@ def build_stage_config(
         for domain, (path, reward) in sorted(spec.eval.items()):
             if reward.name == HOST_REWARD or not is_our_reward(reward.name):
                 continue  # validation through host environments is configured in the overrides
-            route = route_domain("grpo", domain, path, reward, is_our_reward, workers)
+            route = route_domain("grpo", domain, path, reward, is_our_reward, workers, cpus)
             validation.append(route.train_entry)
             envs.setdefault(route.env_name, route.env_config or {})
     if train:
@@ -394,22 +438,36 @@ def build_stage_config(
     if envs:
         config["env"] = envs
 
+    mopd_keys: dict[str, Any] = {}
     if spec.kind == "mopd":
         loss = spec.loss
+        name = loss.name if loss else MOPD_LOSS
+        if name != MOPD_LOSS:
+            raise ValueError(
+                f"stage {spec.name!r}: the nemo_rl backend runs the sampled-token MOPD loss ({MOPD_LOSS!r}) "
+                f"through NeMo RL's own loss, not {name!r}"
+            )
+        options = dict(loss.options) if loss else {}
         config[MOPD_KEY] = {
             "enabled": True,
-            "loss": {"name": loss.name if loss else "mopd", "options": dict(loss.options) if loss else {}},
+            "loss": {"name": name, "options": options},
             "teachers": {domain: ref.path for domain, ref in sorted(spec.teachers.items())},
         }
+        mopd_keys = mopd_loss_config(options)
 
+    # the cascade's logger: section uses NeMo RL's key names; the stage's overrides win over it
+    logger = {key: value for key, value in spec.logger.items() if key != "log_dir"}
+    if logger:
+        config = deep_merge(config, {"logger": logger})
     config = deep_merge(config, h.nemo_rl.overrides)
+    config = deep_merge(config, mopd_keys)
 
     model_name = init_model_name(spec)
     stage_keys: dict[str, Any] = {}
     _set(stage_keys, "policy.model_name", model_name)
     _set(stage_keys, "policy.tokenizer.name", model_name)
     _set(stage_keys, "checkpointing.checkpoint_dir", str(layout.checkpoints))
-    _set(stage_keys, "logger.log_dir", str(layout.logs))
+    _set(stage_keys, "logger.log_dir", spec.logger.get("log_dir") or str(layout.logs))
     _set(stage_keys, f"{'sft' if spec.kind == 'sft' else 'grpo'}.seed", spec.seed)
     config = deep_merge(config, stage_keys)
 

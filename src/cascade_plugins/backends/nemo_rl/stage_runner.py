@@ -4,16 +4,18 @@
         [--stage NAME --result result.json --hf-dir DIR --select last|best] [a.b=c ...]
 
 ``--config`` is any NeMo RL GRPO/SFT YAML (for a cascade stage, the ``stage.yaml`` the backend
-wrote). The runner registers our environments and data processor, then does what NeMo RL's
-``examples/run_grpo.py`` does (its own ``setup()`` and ``grpo_train()``/``async_grpo_train()``;
-``examples/run_sft.py`` for SFT configs). A top-level ``cascade_mopd: {enabled: true, ...}``
-section switches on the synchronous MOPD path (:mod:`.mopd_runtime`). With ``--result``, the
-chosen checkpoint is converted to HF and a :class:`StageResult` is written as JSON.
+wrote). The runner registers our environments and data processor, then runs NeMo RL's own
+``examples/run_grpo.py`` (``examples/run_sft.py`` for SFT configs) in this process, so upstream's
+trainer choice and guards apply unchanged; around it, each validation round's per-domain scores
+are recorded. A top-level ``cascade_mopd: {enabled: true, ...}`` section switches on the
+synchronous MOPD path (:mod:`.mopd_runtime`). With ``--result``, the chosen checkpoint is
+converted to HF (``<hf-dir>/hf_step_N``) and a :class:`StageResult` is written as JSON.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import runpy
 import sys
@@ -53,65 +55,112 @@ def mopd_settings(config: Mapping[str, Any]) -> dict[str, Any] | None:
     return dict(section)
 
 
-def _teacher_policies(master_config: Any, tokenizer: Any, cluster: Any, teachers: Mapping[str, str]) -> dict[str, Any]:
-    """One inference-only ``Policy`` per distinct teacher checkpoint, colocated on the training
-    cluster and offloaded between uses (as NeMo RL's distillation does with its teacher)."""
+def refuse_unsupported(config: Mapping[str, Any], mopd: Mapping[str, Any] | None) -> None:
+    """The synchronous MOPD path hooks ``grpo_train``; the other trainers are refused up front."""
+    if mopd is None:
+        return
+    grpo_cfg = config.get("grpo") or {}
+    if ((grpo_cfg.get("async_grpo") or {}).get("enabled")):
+        raise ValueError(
+            f"{MOPD_KEY} is the synchronous MOPD path; for async GRPO use NeMo RL's own "
+            "OPD (grpo.adv_estimator.name: opd + on_policy_distillation), see docs/nemo-rl.md"
+        )
+    if ((config.get("data_plane") or {}).get("enabled")):
+        raise ValueError(
+            f"{MOPD_KEY} runs inside grpo_train; data_plane.enabled selects grpo_train_sync, "
+            "which it does not hook. Set data_plane.enabled: false for MOPD stages"
+        )
+    skips_prev_logprobs = grpo_cfg.get("seq_logprob_error_threshold") is None
+    if (config.get("loss_fn") or {}).get("force_on_policy_ratio") and skips_prev_logprobs:
+        raise ValueError(
+            f"{MOPD_KEY}: the MOPD advantage needs prev_logprobs, which loss_fn.force_on_policy_ratio "
+            "skips; turn it off (or set grpo.seq_logprob_error_threshold)"
+        )
+
+
+def _teacher_policy(master_config: Any, tokenizer: Any, cluster: Any, path: str, index: int) -> Any:
+    """An inference-only ``Policy`` of ``path`` on the training cluster, offloaded until used (as
+    NeMo RL's distillation builds its teacher)."""
     import copy
 
-    from nemo_rl.models.policy.lm_policy import Policy
+    cfg = copy.deepcopy(master_config.policy)
+    cfg["model_name"] = path
+    cfg["tokenizer"] = {**cfg["tokenizer"], "name": path}
+    policy = compat.lm_policy_class()(
+        name_prefix=f"mopd_teacher_{index}",
+        cluster=cluster,
+        config=cfg,
+        tokenizer=tokenizer,
+        init_optimizer=False,
+        init_reference_model=False,
+    )
+    policy.offload_after_refit()
+    return policy
 
-    policies: dict[str, Any] = {}
-    for path in dict.fromkeys(teachers.values()):
-        cfg = copy.deepcopy(master_config.policy)
-        cfg["model_name"] = path
-        cfg["tokenizer"] = {**cfg["tokenizer"], "name": path}
-        policy = Policy(
-            name_prefix=f"teacher_{len(policies)}",
-            cluster=cluster,
-            config=cfg,
-            tokenizer=tokenizer,
-            init_optimizer=False,
-            init_reference_model=False,
+
+def install_mopd(stack: contextlib.ExitStack, config: Mapping[str, Any], mopd: Mapping[str, Any]) -> Any:
+    """Hook the synchronous MOPD path into the ``grpo.setup`` / ``grpo_train`` that run next:
+    a training cluster with room for the teacher policies, the teachers built after setup, the
+    student wrapped to record its log-prob batches, and the advantage estimator replaced."""
+    from cascade_plugins.backends.nemo_rl.mopd_runtime import (
+        LogprobInputRecorder,
+        MOPDAdvantageEstimator,
+        plan_teachers,
+    )
+
+    skip_reference = bool((config.get("grpo") or {}).get("skip_reference_policy_logprobs_calculation"))
+    plan = plan_teachers(
+        {str(task): str(path) for task, path in mopd["teachers"].items()},
+        init_model=str(config["policy"]["model_name"]),
+        reference_logprobs=not skip_reference,
+    )
+    outcome_weight = float(((mopd.get("loss") or {}).get("options") or {}).get("outcome_weight", 0.0))
+    print(f"MOPD teachers: {plan.teacher_for_task} ({len(plan.policies)} teacher policies)", flush=True)
+    clusters_built = stack.enter_context(compat.extra_training_worker_groups(len(plan.policies)))
+    state: dict[str, Any] = {}
+
+    def after_setup(args: tuple[Any, ...], kwargs: dict[str, Any], out: tuple[Any, ...]) -> tuple[Any, ...]:
+        if not clusters_built:
+            raise RuntimeError(
+                f"MOPD: grpo.setup built no training cluster named {compat.TRAINING_CLUSTER_NAMES}; "
+                "this NeMo RL version is not supported by the synchronous MOPD path"
+            )
+        master_config = kwargs.get("master_config", args[0] if args else None)
+        tokenizer = kwargs.get("tokenizer", args[1] if len(args) > 1 else None)
+        policy, train_cluster = out[0], out[3][0]
+        teachers = {path: _teacher_policy(master_config, tokenizer, train_cluster, path, i)
+                    for i, path in enumerate(plan.policies)}
+        stack.callback(lambda: [t.shutdown() for t in teachers.values()])
+        recorder = LogprobInputRecorder(policy)
+        state.update(teachers=teachers, student=recorder, loss_config=master_config.loss_fn)
+        return (recorder, *out[1:])
+
+    def wrap(inner: Any) -> Any:
+        if "student" not in state:
+            raise RuntimeError("MOPD: grpo_train ran before grpo.setup built the teachers")
+        state["estimator"] = MOPDAdvantageEstimator(
+            inner=inner, opd=compat.opd_advantage_estimator(state["loss_config"]), plan=plan,
+            teachers=state["teachers"], student=state["student"],
+            batch_factory=compat.batched_data_dict_class(), outcome_weight=outcome_weight,
         )
-        policy.offload_after_refit()
-        policies[path] = policy
-    return policies
+        return state["estimator"]
+
+    stack.enter_context(compat.after_grpo_setup(after_setup))
+    stack.enter_context(compat.wrapped_advantage_estimator(wrap))
+    return plan
 
 
 def run_grpo(
     config_path: str, overrides: Sequence[str], config: Mapping[str, Any], rounds_path: Path | None = None
 ) -> None:
-    """``examples/run_grpo.py`` with our registrations and the optional synchronous MOPD path.
+    """NeMo RL's own ``examples/run_grpo.py`` (its trainer choice: ``grpo_train``,
+    ``async_grpo_train`` or, with ``data_plane.enabled``, ``grpo_train_sync``, and its guards),
+    with per-domain validation rounds recorded and, for ``cascade_mopd``, the synchronous MOPD path.
 
     With ``rounds_path``, the per-domain scores of every validation round are written there
     (``{step: {domain: score}}``) as they come."""
-    from nemo_rl.algorithms import grpo
-    from nemo_rl.algorithms.utils import get_tokenizer
-    from nemo_rl.distributed.virtual_cluster import init_ray
-    from nemo_rl.models.generation import configure_generation_config
-    from nemo_rl.utils.logger import get_next_experiment_dir
-
-    master_config = compat.validate_master_config("grpo", config)
-    cfg_get = compat.cfg_get
-    master_config.logger["log_dir"] = get_next_experiment_dir(master_config.logger["log_dir"])
-    init_ray()
-    tokenizer = get_tokenizer(master_config.policy["tokenizer"])
-    policy_cfg = master_config.policy
-    megatron_cfg = policy_cfg.get("megatron_cfg") or {}
-    policy_cfg["generation"] = configure_generation_config(
-        policy_cfg["generation"],
-        tokenizer,
-        has_refit_draft_weights=bool((policy_cfg.get("draft") or {}).get("enabled", False)),
-        trains_mtp=bool(megatron_cfg.get("mtp_num_layers")),
-    )
-    dataset, val_dataset, task_to_env, val_task_to_env = compat.setup_response_data(
-        tokenizer, master_config.data, master_config.env
-    )
-    (
-        policy, policy_generation, _gym, clusters, dataloader, val_dataloader, loss_fn, logger,
-        checkpointer, grpo_state, master_config, teacher_worker_groups, alias_to_group_alias,
-    ) = grpo.setup(master_config, tokenizer, dataset, val_dataset)
-
+    mopd = mopd_settings(config)
+    refuse_unsupported(config, mopd)
     # a resumed stage keeps the rounds validated before the interruption
     rounds: dict[str, dict[str, float]] = (
         json.loads(rounds_path.read_text()) if rounds_path is not None and rounds_path.is_file() else {}
@@ -122,71 +171,15 @@ def run_grpo(
         if rounds_path is not None:
             write_json_atomic(rounds_path, rounds)
 
-    mopd = mopd_settings(config)
-    async_cfg = cfg_get(master_config.grpo, "async_grpo") or {}
-    use_async = bool(cfg_get(async_cfg, "enabled", False))
-    try:
-        with compat.validation_rounds(on_round):
-            _train(master_config, config, mopd, use_async, async_cfg, clusters, tokenizer, policy, policy_generation,
-                   dataloader, val_dataloader, loss_fn, task_to_env, val_task_to_env, logger, checkpointer,
-                   grpo_state, teacher_worker_groups, alias_to_group_alias)
-    finally:
-        grpo.shutdown_environments(task_to_env, val_task_to_env)
-        if policy_generation is not None:
-            policy_generation.shutdown()
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(compat.validation_rounds(on_round))
+        stack.enter_context(compat.list_dataset_env_scan())
+        if mopd is not None:
+            install_mopd(stack, config, mopd)
+        _run_script(compat.grpo_entry_script(), config_path, overrides)
 
 
-def _train(master_config: Any, config: Mapping[str, Any], mopd: Mapping[str, Any] | None, use_async: bool,
-           async_cfg: Any, clusters: Any, tokenizer: Any, policy: Any, policy_generation: Any, dataloader: Any,
-           val_dataloader: Any, loss_fn: Any, task_to_env: Any, val_task_to_env: Any, logger: Any,
-           checkpointer: Any, grpo_state: Any, teacher_worker_groups: Any, alias_to_group_alias: Any) -> None:
-    from nemo_rl.algorithms import grpo
-
-    cfg_get = compat.cfg_get
-    if mopd is not None:
-        if use_async:
-            raise ValueError(
-                f"{MOPD_KEY} is the synchronous MOPD path; for async GRPO use NeMo RL's own "
-                "OPD (grpo.adv_estimator.name: opd + on_policy_distillation), see docs/nemo-rl.md"
-            )
-        from cascade_plugins.backends.nemo_rl.mopd_loss import NemoRLMOPDLoss
-        from cascade_plugins.backends.nemo_rl.mopd_runtime import (
-            RoutingRecorder,
-            StepRouting,
-            TeacherLogprobPolicy,
-        )
-
-        teacher_paths = {str(task): str(path) for task, path in mopd["teachers"].items()}
-        loss_options = dict((mopd.get("loss") or {}).get("options") or {})
-        loss_fn = NemoRLMOPDLoss(loss_options)
-        routing = StepRouting()
-        teachers = _teacher_policies(master_config, tokenizer, clusters[0], teacher_paths)
-        policy = TeacherLogprobPolicy(policy, teachers, teacher_paths, routing)
-        with compat.wrapped_advantage_estimator(lambda est: RoutingRecorder(est, routing)), checkpointer:
-            grpo.grpo_train(
-                policy, policy_generation, dataloader, val_dataloader, tokenizer, loss_fn,
-                task_to_env, val_task_to_env, logger, checkpointer, grpo_state, master_config,
-            )
-    elif use_async:
-        grpo.async_grpo_train(
-            policy=policy, policy_generation=policy_generation, dataloader=dataloader,
-            val_dataloader=val_dataloader, tokenizer=tokenizer, loss_fn=loss_fn, task_to_env=task_to_env,
-            val_task_to_env=val_task_to_env, logger=logger, checkpointer=checkpointer,
-            grpo_save_state=grpo_state, master_config=master_config,
-            max_trajectory_age_steps=cfg_get(async_cfg, "max_trajectory_age_steps", 1),
-            teacher_worker_groups=teacher_worker_groups, alias_to_group_alias=alias_to_group_alias,
-        )
-    else:
-        with checkpointer:
-            grpo.grpo_train(
-                policy, policy_generation, dataloader, val_dataloader, tokenizer, loss_fn,
-                task_to_env, val_task_to_env, logger, checkpointer, grpo_state, master_config,
-            )
-
-
-def run_sft(config_path: str, overrides: Sequence[str]) -> None:
-    """NeMo RL's own ``examples/run_sft.py`` (its data setup lives in that script)."""
-    script = compat.sft_entry_script()
+def _run_script(script: Path, config_path: str, overrides: Sequence[str]) -> None:
     argv = sys.argv
     sys.argv = [str(script), "--config", str(config_path), *overrides]
     try:
@@ -195,12 +188,17 @@ def run_sft(config_path: str, overrides: Sequence[str]) -> None:
         sys.argv = argv
 
 
+def run_sft(config_path: str, overrides: Sequence[str]) -> None:
+    """NeMo RL's own ``examples/run_sft.py`` (its data setup lives in that script)."""
+    _run_script(compat.sft_entry_script(), config_path, overrides)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--config", required=True, help="NeMo RL YAML (defaults: inheritance allowed)")
     parser.add_argument("--stage", default=None, help="stage name recorded in the result")
     parser.add_argument("--result", default=None, help="write the StageResult JSON here after training")
-    parser.add_argument("--hf-dir", default=None, help="where the chosen checkpoint is converted to HF")
+    parser.add_argument("--hf-dir", default=None, help="folder the chosen checkpoint is converted into (as hf_step_N)")
     parser.add_argument("--select", choices=["best", "last"], default="last")
     parser.add_argument("--skip-training", action="store_true", help="only pick and convert the checkpoint")
     args, overrides = parser.parse_known_args(argv)

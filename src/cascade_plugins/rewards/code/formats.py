@@ -4,7 +4,8 @@
    (stdin/stdout) or with ``"fn_name": "name"`` (call-based; each input holds one JSON value per
    line, the arguments). Also accepted nested as ``{"unit_tests": {...}}`` or APPS-style
    ``{"input_output": "<json>"}``, and as a JSON string.
-2. HumanEval: ``{"test": "<defines check(candidate)>", "entry_point": "f"}``.
+2. HumanEval: ``{"test": "<defines check(candidate)>", "entry_point": "f"}``, optionally with the
+   problem's ``"prompt"`` (its code defines helpers some tests call, such as ``poly``).
 3. MBPP: a list of assert statements, or ``{"test_list": [...], "test_setup_code": "...",
    "test_imports": [...]}``.
 """
@@ -61,6 +62,9 @@ class AssertTests:
 class HumanEvalTests:
     test: str
     entry_point: str
+    #: the problem's own code (signature, docstring, helpers): run on the tests' side, so helpers
+    #: the tests call (HumanEval/32's ``poly``) are the problem's, not the solution's
+    prompt: str = ""
 
     @property
     def count(self) -> int:
@@ -68,6 +72,15 @@ class HumanEvalTests:
 
 
 TestSuite = StdioTests | CallTests | AssertTests | HumanEvalTests
+
+
+def is_python(source: str) -> bool:
+    """Whether ``source`` compiles as Python."""
+    try:
+        compile(source, "<prompt>", "exec")
+    except (SyntaxError, ValueError):
+        return False
+    return True
 
 
 def _text(value: Any, where: str) -> str:
@@ -194,7 +207,10 @@ def parse_tests(tests: Any, where: str = "tests") -> TestSuite:
             raise TestFormatError(f"{where}.test must be Python source defining check(candidate)")
         if not isinstance(entry_point, str) or not entry_point.isidentifier():
             raise TestFormatError(f"{where}.entry_point must be a function name, got {entry_point!r}")
-        return HumanEvalTests(test, entry_point)
+        prompt = tests.get("prompt") or ""
+        if not isinstance(prompt, str) or (prompt and not is_python(prompt)):
+            raise TestFormatError(f"{where}.prompt must be the problem's Python code")
+        return HumanEvalTests(test, entry_point, prompt)
     if "test_list" in tests:
         setup, imports = tests.get("test_setup_code") or "", tests.get("test_imports") or ()
         return _asserts(tests["test_list"], f"{where}.test_list", setup, imports)

@@ -1,156 +1,114 @@
-"""Run many Python tests in one sandboxed process: call-based, assert-list and HumanEval suites.
+"""Host side of the harness for call-based, assert-list and HumanEval suites.
 
-The harness is a fixed program; the solution and the tests reach it on stdin, after a random
-token. It runs each test in turn and reports one JSON record per test on a private copy of the
-original stdout, prefixed by the token, while the solution's own output goes to ``/dev/null``.
-So a solution cannot fake results by printing them, by exiting early (a missing record fails
-the test) or by reading the token from a file. Expected return values of call-based tests never
-enter the sandbox: the host compares them. (Assert and HumanEval tests carry their expectations
-in the test code itself, exactly as in their original harnesses.)
+The tests run in one sandboxed job, the :mod:`referee <cascade_plugins.rewards.code.referee>`
+program, which keeps the tests and the verdict records in its own process and calls the solution
+in a second process it forked before it read the tests (see ``docs/sandbox.md``, "The code
+harness"). The tests reach the referee through a pipe given to :meth:`Sandbox.spawn` as stdin, so
+they never pass through the sandbox worker's memory, from which every job is forked. Expected
+return values of call-based tests never enter the sandbox at all: the host compares them.
 """
 
 from __future__ import annotations
 
 import json
+import marshal
+import os
 import secrets
-from dataclasses import dataclass
+import sys
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
 from typing import Any
 
 from cascade_plugins.rewards.code.formats import AssertTests, CallTests, HumanEvalTests
+from cascade_plugins.sandbox import ExecResult, Limits, Program, Sandbox
 
-HARNESS_SOURCE = r'''
-import json, os, signal, sys, time, copy
-
-
-class _TestTimeout(BaseException):
-    """Raised by the CPU timer; a BaseException so that `except Exception` in solutions cannot eat it."""
+#: CPU seconds the solution may spend loading (on top of one test's budget)
+LOAD_CPU_S = 2.0
 
 
-def _on_timer(signum, frame):
-    raise _TestTimeout()
+#: The job's main.py: runs the referee as compiled on the host (compiling its source would cost
+#: ~20 ms per job). The sandbox runs the host's own interpreter binary, so the code object fits;
+#: the version check turns a mismatch into a clear harness error rather than a crash.
+_LOADER = """
+import marshal, sys
+with open("referee.bin", "rb") as handle:
+    version, code = handle.read().split(b"\\n", 1)
+if version != b"%s":
+    raise SystemExit("referee.bin was compiled for %s, not " + sys.implementation.cache_tag)
+del handle, version
+exec(marshal.loads(code))
+"""
 
 
-def _cascade_main():
-    token = sys.stdin.readline().strip()
-    spec = json.loads(sys.stdin.read())
-    channel = os.dup(1)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 1)
-    os.close(devnull)
-    sys.stdin = open(os.devnull)
-
-    def emit(record):
-        os.write(channel, (token + " " + json.dumps(record) + "\n").encode())
-
-    def describe(exc):
-        return (type(exc).__name__ + ": " + str(exc))[:2000]
-
-    per_test_cpu = spec["cpu_per_test"]
-    stop = spec["stop_on_failure"]
-    namespace = {"__name__": "solution", "__builtins__": __builtins__}
-    try:
-        exec(compile(spec["solution"], "solution.py", "exec"), namespace)
-        if spec.get("setup"):
-            exec(compile(spec["setup"], "setup.py", "exec"), namespace)
-    except BaseException as exc:
-        emit({"load_error": describe(exc), "memory": isinstance(exc, MemoryError)})
-        return
-    kind = spec["kind"]
-    if kind == "call":
-        name = spec["fn_name"]
-        holder = namespace.get("Solution")
-        if not (isinstance(holder, type) and hasattr(holder, name)) and not callable(namespace.get(name)):
-            emit({"load_error": "NameError: the solution defines no function or Solution method " + repr(name)})
-            return
-    # A CPU timer per test (a safety margin above the limit): an endless test ends here, not at the
-    # whole process's budget. The process-wide limits still hold if a solution defeats the timer.
-    signal.signal(signal.SIGPROF, _on_timer)
-    for index in range(spec["count"]):
-        started = time.process_time()
-        record = {"i": index}
-        signal.setitimer(signal.ITIMER_PROF, per_test_cpu * 1.05 + 0.05)
-        try:
-            try:
-                if kind == "call":
-                    holder = namespace.get("Solution")
-                    if isinstance(holder, type) and hasattr(holder, name):
-                        target = getattr(holder(), name)
-                    else:
-                        target = namespace[name]
-                    value = target(*copy.deepcopy(spec["args"][index]))
-                    try:
-                        record["got"] = json.dumps(value)
-                    except (TypeError, ValueError) as exc:
-                        record["error"] = "the result cannot be compared: " + describe(exc)
-                        record["status"] = "wrong"
-                    else:
-                        record["status"] = "done"
-                elif kind == "asserts":
-                    exec(compile(spec["asserts"][index], "test_%d" % index, "exec"), namespace)
-                    record["status"] = "pass"
-                else:
-                    exec(compile(spec["test"], "test.py", "exec"), namespace)
-                    namespace["check"](namespace[spec["entry_point"]])
-                    record["status"] = "pass"
-            finally:
-                signal.setitimer(signal.ITIMER_PROF, 0)
-        except _TestTimeout:
-            record["status"] = "timeout"
-        except AssertionError as exc:
-            record["status"] = "wrong"
-            record["error"] = describe(exc)
-        except MemoryError as exc:
-            record["status"] = "memory"
-            record["error"] = describe(exc)
-        except BaseException as exc:
-            record["status"] = "error"
-            record["error"] = describe(exc)
-        record["cpu"] = time.process_time() - started
-        if record["cpu"] > per_test_cpu:
-            record["status"] = "timeout"
-        emit(record)
-        if stop and record["status"] in ("wrong", "memory", "error", "timeout"):
-            break
-    emit({"done": True})
-
-
-_cascade_main()
-'''
+@cache
+def referee_program() -> Program:
+    source = Path(__file__).with_name("referee.py").read_text(encoding="utf-8")
+    version = f"{sys.implementation.cache_tag}-{sys.hexversion:x}"
+    code = compile(source, "referee.py", "exec", optimize=2)  # no docstrings: less to load
+    compiled = version.encode() + b"\n" + marshal.dumps(code)
+    return Program("python", _LOADER % (version, version), {"referee.bin": compiled})
 
 
 @dataclass(frozen=True)
-class HarnessRun:
-    """The stdin that drives the harness, and the token its records carry."""
+class HarnessSpec:
+    """What the referee reads on stdin, and the token its records carry."""
 
     token: str
-    stdin: bytes
+    data: bytes
 
 
-def harness_input(
+def harness_spec(
     solution: str,
     suite: CallTests | AssertTests | HumanEvalTests,
     *,
     cpu_per_test: float,
     stop_on_failure: bool,
-) -> HarnessRun:
+    reply_bytes: int,
+) -> HarnessSpec:
+    token = secrets.token_hex(16)
     spec: dict[str, Any] = {
+        "token": token,
         "solution": solution,
         "count": suite.count,
         "cpu_per_test": cpu_per_test,
+        "load_cpu": cpu_per_test + LOAD_CPU_S,
         "stop_on_failure": stop_on_failure,
+        "reply_bytes": reply_bytes,
     }
     if isinstance(suite, CallTests):
         spec.update(kind="call", fn_name=suite.fn_name, args=[list(a) for a in suite.args])
     elif isinstance(suite, AssertTests):
         spec.update(kind="asserts", asserts=list(suite.asserts), setup=suite.setup)
     else:
-        spec.update(kind="humaneval", test=suite.test, entry_point=suite.entry_point)
-    token = secrets.token_hex(16)
-    return HarnessRun(token, f"{token}\n{json.dumps(spec)}".encode())
+        spec.update(kind="humaneval", test=suite.test, entry_point=suite.entry_point, prompt=suite.prompt)
+    return HarnessSpec(token, json.dumps(spec).encode())
+
+
+def harness_limits(cpu_per_test: float, count: int, memory_mb: int, output_bytes: int) -> Limits:
+    """The job's limits: every test's budget plus loading (the referee enforces each test's own)."""
+    return Limits(
+        cpu_time_s=cpu_per_test * (count + 1) + LOAD_CPU_S + 1.0,
+        memory_mb=memory_mb,
+        output_bytes=output_bytes,
+    )
+
+
+@dataclass
+class HarnessReport:
+    """The referee's records of one run, sorted by kind."""
+
+    result: ExecResult
+    #: per-test records by index
+    tests: dict[int, dict[str, Any]] = field(default_factory=dict)
+    load_error: dict[str, Any] | None = None
+    harness_error: str | None = None
+    #: the final record: telemetry counts (``events``) and what the contestant ``noticed``
+    done: dict[str, Any] | None = None
 
 
 def parse_records(stdout: bytes, token: str) -> list[dict[str, Any]]:
-    """The harness's records from its stdout (lines without the token are ignored)."""
+    """The referee's records (lines carrying ``token``); anything else on stdout is ignored."""
     prefix = token.encode() + b" "
     records = []
     for line in stdout.splitlines():
@@ -162,3 +120,31 @@ def parse_records(stdout: bytes, token: str) -> list[dict[str, Any]]:
             if isinstance(record, dict):
                 records.append(record)
     return records
+
+
+def run_harness(box: Sandbox, spec: HarnessSpec, limits: Limits) -> HarnessReport:
+    """Run the referee on ``spec`` and sort its records."""
+    read_end, write_end = os.pipe()
+    try:
+        process = box.spawn(referee_program(), stdin=read_end, limits=limits)
+    finally:
+        os.close(read_end)
+    try:
+        with open(write_end, "wb", closefd=False) as pipe:
+            pipe.write(spec.data)
+    except BrokenPipeError:
+        pass  # the referee ended (or never started): its result says why
+    finally:
+        os.close(write_end)
+    result = process.wait()
+    report = HarnessReport(result)
+    for record in parse_records(result.stdout, spec.token):
+        if "harness_error" in record:
+            report.harness_error = str(record["harness_error"])
+        elif "load_error" in record:
+            report.load_error = record
+        elif "done" in record:
+            report.done = record
+        elif isinstance(record.get("i"), int) and record["i"] not in report.tests:
+            report.tests[record["i"]] = record
+    return report

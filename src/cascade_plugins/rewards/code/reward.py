@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -11,7 +12,7 @@ from typing import Any
 
 from cascade_plugins.interfaces import RewardResult, Sample, Verdict
 from cascade_plugins.rewards.code.compare import outputs_match, values_match
-from cascade_plugins.rewards.code.extract import extract_program
+from cascade_plugins.rewards.code.extract import find_program
 from cascade_plugins.rewards.code.formats import (
     AssertTests,
     CallTests,
@@ -20,16 +21,32 @@ from cascade_plugins.rewards.code.formats import (
     TestFormatError,
     TestSuite,
     find_tests,
+    is_python,
     parse_tests,
 )
-from cascade_plugins.rewards.code.harness import HARNESS_SOURCE, harness_input, parse_records
+from cascade_plugins.rewards.code.harness import HarnessReport, harness_limits, harness_spec, run_harness
 from cascade_plugins.rewards.code.options import CodeOptions, validate_options
-from cascade_plugins.sandbox import ExecResult, Limits, Program, Sandbox
+from cascade_plugins.rewards.code.telemetry import batch_metrics, source_markers, suspicion
+from cascade_plugins.sandbox import ExecResult, Limits, Sandbox
+from cascade_plugins.sandbox import Verdict as SandboxVerdict
+
+logger = logging.getLogger(__name__)
 
 #: the verdict of a wrong answer (the sandbox's verdicts cover everything else)
 WRONG_ANSWER = "WA"
-#: CPU seconds the harness may spend loading the solution, on top of the per-test budget
-_HARNESS_LOAD_S = 2.0
+#: referee statuses -> test verdicts (``done``: a call-based result the host compares)
+_STATUS_VERDICTS = {
+    "wrong": WRONG_ANSWER,
+    "memory": "MLE",
+    "timeout": "TLE",
+    "error": "RE",
+    "exited": "RE",
+    "protocol": "RE",
+    "unsupported": Verdict.ERROR,
+    "not_run": "SKIPPED",
+}
+#: why the solution did not load -> verdict
+_LOAD_VERDICTS = {"memory": "MLE", "timeout": "TLE", "tests": Verdict.ERROR}
 
 
 @dataclass
@@ -97,6 +114,8 @@ class CodeReward:
         self.reward_range = (low, high)
         self._sandbox: Sandbox | None = None
         self._lock = threading.Lock()
+        #: reward-hacking counts of the latest batch (see :func:`telemetry.batch_metrics`)
+        self.last_batch_metrics: dict[str, int] = {}
         if self.options.isolation == "required":
             self._box()  # refuse now, with the sandbox's message, rather than at the first batch
 
@@ -129,9 +148,22 @@ class CodeReward:
         box = self._box()
         parallel_tests = box.max_workers if len(samples) < box.max_workers else 1
         if len(samples) == 1:
-            return [self._score_safely(samples[0], box, parallel_tests)]
-        with ThreadPoolExecutor(min(len(samples), box.max_workers + 1)) as pool:
-            return list(pool.map(lambda s: self._score_safely(s, box, parallel_tests), samples))
+            results = [self._score_safely(samples[0], box, parallel_tests)]
+        else:
+            with ThreadPoolExecutor(min(len(samples), box.max_workers + 1)) as pool:
+                results = list(pool.map(lambda s: self._score_safely(s, box, parallel_tests), samples))
+        self._report(results)
+        return results
+
+    def _report(self, results: list[RewardResult]) -> None:
+        """Count the batch's suspicious behaviour and log it (a warning once tampering shows)."""
+        metrics = batch_metrics(results)
+        self.last_batch_metrics = metrics
+        flagged = metrics["tamper_attempts"] + metrics["early_exits"]
+        if flagged or metrics["timeouts"] or metrics["suspicious_source"]:
+            level = logging.WARNING if flagged else logging.INFO
+            counts = ", ".join(f"{k}={v}" for k, v in metrics.items() if v and k != "samples")
+            logger.log(level, "code reward: %d samples; reward-hacking telemetry: %s", metrics["samples"], counts)
 
     def _score_safely(self, sample: Sample, box: Sandbox, parallel_tests: int) -> RewardResult:
         try:
@@ -154,20 +186,30 @@ class CodeReward:
         language = options.language
         if language != "python" and not isinstance(suite, StdioTests):
             return self._error(f"{type(suite).__name__} need a Python solution, but language is {language!r}")
-        code = extract_program(
+        found = find_program(
             sample.response,
             language,
             strip_think=options.strip_think,
             block=options.code_block,
             require_fence=options.require_fence,
         )
-        if code is None:
+        if found is None:
             return RewardResult(options.incorrect_reward, Verdict.NO_ANSWER, {"error": "no program in the response"})
+        code, sandbox_language = found
+        if (
+            isinstance(suite, HumanEvalTests)
+            and not suite.prompt
+            and f"def {suite.entry_point}(" in sample.prompt
+            and is_python(sample.prompt)
+        ):
+            # A HumanEval row's own prompt (its code): the tests' helpers come from it, not the solution.
+            suite = HumanEvalTests(suite.test, suite.entry_point, sample.prompt)
+        seen: dict[str, Any] = {"source": source_markers(code, language)}
         if isinstance(suite, StdioTests):
-            outcomes = self._run_stdio(box, code, language, suite, parallel_tests)
+            outcomes = self._run_stdio(box, code, sandbox_language, suite, parallel_tests)
         else:
-            outcomes = self._run_harness(box, code, suite)
-        return self._result(outcomes, box)
+            outcomes = self._run_harness(box, code, suite, seen)
+        return self._result(outcomes, box, suspicion(**seen))
 
     def _limits(self, cpu_time_s: float | None = None) -> Limits:
         return Limits(
@@ -217,67 +259,90 @@ class CodeReward:
         return TestOutcome(str(result.verdict), result.cpu_time_s, message, _clip(stdin, clip))
 
     def _run_harness(
-        self, box: Sandbox, code: str, suite: CallTests | AssertTests | HumanEvalTests
+        self, box: Sandbox, code: str, suite: CallTests | AssertTests | HumanEvalTests, seen: dict[str, Any]
     ) -> list[TestOutcome]:
         options = self.options
-        run = harness_input(code, suite, cpu_per_test=options.time_limit_s, stop_on_failure=options.stop_early)
-        program = Program("python", HARNESS_SOURCE)
-        limits = self._limits(options.time_limit_s * suite.count + _HARNESS_LOAD_S)
-        result = box.run(program, run.stdin, limits=limits)
-        records = parse_records(result.stdout, run.token)
+        spec = harness_spec(
+            code,
+            suite,
+            cpu_per_test=options.time_limit_s,
+            stop_on_failure=options.stop_early,
+            reply_bytes=options.output_bytes,
+        )
+        limits = harness_limits(options.time_limit_s, suite.count, options.memory_mb, options.output_bytes)
+        report = run_harness(box, spec, limits)
+        if report.done is not None:
+            seen["noticed"] = [str(n) for n in report.done.get("noticed", [])]
+            seen["events"] = report.done.get("events") or {}
+        return self._harness_outcomes(suite, report)
+
+    def _harness_outcomes(
+        self, suite: CallTests | AssertTests | HumanEvalTests, report: HarnessReport
+    ) -> list[TestOutcome]:
+        options = self.options
         clip = options.detail_chars
+        result = report.result
+        if report.harness_error is not None:
+            message = f"harness failure: {report.harness_error}"
+            return [TestOutcome(SandboxVerdict.SANDBOX_ERROR, message=_clip(message, clip))] * suite.count
+        if report.load_error is not None:
+            why = str(report.load_error.get("why", "error"))
+            verdict = _LOAD_VERDICTS.get(why, "RE")
+            message = f"the solution failed to load: {report.load_error.get('load_error', '')}"
+            skipped = TestOutcome("SKIPPED", message="not run: the solution failed to load")
+            return [TestOutcome(verdict, message=_clip(message, clip))] + [skipped] * (suite.count - 1)
         outcomes: list[TestOutcome] = []
-        if records and "load_error" in records[0]:
-            verdict = "MLE" if records[0].get("memory") else "RE"
-            first = TestOutcome(verdict, message=f"the solution failed to load: {records[0]['load_error']}")
-            return [first] + [TestOutcome("SKIPPED", message="not run: the solution failed to load")] * (
-                suite.count - 1
-            )
-        by_index = {r["i"]: r for r in records if isinstance(r.get("i"), int)}
         for index in range(suite.count):
-            record = by_index.get(index)
-            shown_input = self._shown_input(suite, index)
+            record = report.tests.get(index)
             if record is None:
                 break
-            status, cpu = record.get("status"), float(record.get("cpu", 0.0))
-            error = str(record.get("error", ""))
-            if status == "done" and isinstance(suite, CallTests):
-                expected = suite.outputs[index]
-                try:
-                    got = json.loads(record["got"])
-                except (KeyError, ValueError):
-                    got = None
-                if values_match(got, expected, options.float_tolerance):
-                    outcomes.append(TestOutcome(Verdict.CORRECT, cpu))
-                else:
-                    outcomes.append(
-                        TestOutcome(
-                            WRONG_ANSWER,
-                            cpu,
-                            "wrong return value",
-                            shown_input,
-                            _clip(expected, clip),
-                            _clip(record.get("got", ""), clip),
-                        )
-                    )
-            elif status == "pass":
-                outcomes.append(TestOutcome(Verdict.CORRECT, cpu))
-            else:
-                verdict = {"wrong": WRONG_ANSWER, "memory": "MLE", "timeout": "TLE"}.get(str(status), "RE")
-                message = error or (f"CPU time {cpu:.2f}s exceeded {options.time_limit_s}s" if verdict == "TLE" else "")
-                outcomes.append(TestOutcome(verdict, cpu, _clip(message, clip), shown_input))
+            outcomes.append(self._test_outcome(suite, index, record))
         if len(outcomes) < suite.count:
             stopped_early = outcomes and outcomes[-1].verdict != Verdict.CORRECT and options.stop_early
             if not stopped_early:
-                # The process ended during test len(outcomes): that test takes the sandbox's verdict.
-                verdict = str(result.verdict) if not result.ok else "RE"
-                message = result.message if not result.ok else "the program exited before the test finished"
+                # The referee ended during test len(outcomes) (a limit of the whole job): it takes
+                # the sandbox's verdict.
+                verdict = str(result.verdict) if not result.ok else SandboxVerdict.SANDBOX_ERROR
+                message = result.message if not result.ok else "the harness ended before the test finished"
                 crashed = self._failed_run(result, "")
                 shown = self._shown_input(suite, len(outcomes))
                 outcomes.append(TestOutcome(verdict, result.cpu_time_s, crashed.message or message, shown))
             while len(outcomes) < suite.count:
                 outcomes.append(TestOutcome("SKIPPED", message="not run: an earlier test failed"))
         return outcomes
+
+    def _test_outcome(
+        self, suite: CallTests | AssertTests | HumanEvalTests, index: int, record: dict[str, Any]
+    ) -> TestOutcome:
+        options = self.options
+        clip = options.detail_chars
+        shown_input = self._shown_input(suite, index)
+        status, error = str(record.get("status")), str(record.get("error", ""))
+        try:
+            cpu = float(record.get("cpu", 0.0))
+        except (TypeError, ValueError):
+            cpu = 0.0
+        if status == "pass" and not isinstance(suite, CallTests):
+            return TestOutcome(Verdict.CORRECT, cpu)
+        if status == "done" and isinstance(suite, CallTests):
+            expected = suite.outputs[index]
+            try:
+                got = json.loads(record["got"])
+            except (KeyError, TypeError, ValueError):
+                return TestOutcome(WRONG_ANSWER, cpu, "the result cannot be compared", shown_input)
+            if values_match(got, expected, options.float_tolerance):
+                return TestOutcome(Verdict.CORRECT, cpu)
+            return TestOutcome(
+                WRONG_ANSWER,
+                cpu,
+                "wrong return value",
+                shown_input,
+                _clip(expected, clip),
+                _clip(record.get("got", ""), clip),
+            )
+        verdict = _STATUS_VERDICTS.get(status, "RE")
+        message = error or (f"CPU time {cpu:.2f}s exceeded {options.time_limit_s}s" if verdict == "TLE" else "")
+        return TestOutcome(verdict, cpu, _clip(message, clip), shown_input)
 
     def _shown_input(self, suite: TestSuite, index: int) -> str:
         clip = self.options.detail_chars
@@ -289,7 +354,7 @@ class CodeReward:
             return f"check({suite.entry_point})"
         return ""
 
-    def _result(self, outcomes: list[TestOutcome], box: Sandbox) -> RewardResult:
+    def _result(self, outcomes: list[TestOutcome], box: Sandbox, suspicious: dict[str, Any]) -> RewardResult:
         options = self.options
         passed = sum(o.verdict == Verdict.CORRECT for o in outcomes)
         total = len(outcomes)
@@ -305,6 +370,8 @@ class CodeReward:
             "tests": [{"verdict": o.verdict, "time_s": round(o.time_s, 4)} for o in outcomes],
             "isolation": str(box.isolation_mode),
         }
+        if suspicious:
+            details["suspicious"] = suspicious
         if failure is not None:
             first = outcomes[failure]
             details["first_failure"] = {
@@ -316,4 +383,9 @@ class CodeReward:
                 "got": first.got,
             }
         verdict = Verdict.CORRECT if failure is None else outcomes[failure].verdict
+        if verdict == SandboxVerdict.SANDBOX_ERROR:
+            # The sandbox failed even after its retries: not the policy's doing. ``error`` lets a
+            # trainer drop the sample instead of learning from a zero it did not earn.
+            details["sandbox_error"] = True
+            verdict = Verdict.ERROR
         return RewardResult(float(reward), str(verdict), details)

@@ -1,4 +1,4 @@
-"""Errors raised while loading a problem package."""
+"""Errors raised while loading a problem package or a submission."""
 
 from __future__ import annotations
 
@@ -13,3 +13,8 @@ class ProblemPackageError(ValueError):
         self.key = key
         where = f"{self.path}: {key}" if key else self.path
         super().__init__(f"{where}: {message}")
+
+
+class UnsupportedFeature(ProblemPackageError):
+    """The package (or submission) uses something the format allows but this judge does not do,
+    such as a language it cannot run; the message names the file and the feature."""

@@ -23,7 +23,9 @@ from cascade_plugins.rewards.competition.package import SubtaskScoring, TestCase
 
 @dataclass(frozen=True)
 class TestResult:
-    """The verdict of one test (``score``: what a scoring checker gave, ``None`` otherwise)."""
+    """The verdict of one test (``score``: what a scoring checker gave, ``None`` otherwise;
+    ``multiplier``: a Kattis ``score_multiplier.txt``; ``cause``: ``MLE`` or ``OLE`` when that limit
+    made the verdict ``RE``; ``passes``: runs of a multi-pass test)."""
 
     __test__ = False  # not a pytest test class
 
@@ -34,6 +36,9 @@ class TestResult:
     time_s: float = 0.0
     memory_kb: int = 0
     message: str = ""
+    cause: str = ""
+    multiplier: float | None = None
+    passes: int = 1
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -88,9 +93,13 @@ def aggregate(children: Sequence[tuple[str, float]], flags: Sequence[str]) -> tu
 
 
 def test_score(group: TestGroup, result: TestResult) -> float:
-    if result.score is not None and result.verdict == verdicts.AC:
+    if result.verdict != verdicts.AC:
+        return group.reject_score
+    if result.score is not None:
         return result.score
-    return group.accept_score if result.verdict == verdicts.AC else group.reject_score
+    if result.multiplier is not None:
+        return result.multiplier * group.accept_score
+    return group.accept_score
 
 
 def grade_tree(
@@ -126,7 +135,10 @@ def grade_tree(
         children.append(child)
         if child[0] != verdicts.AC and group.on_reject == "break":
             stopped = True
-    return aggregate(children, group.grader_flags)
+    verdict, score = aggregate(children, group.grader_flags)
+    if group.fixed_score is not None:  # 2025-09 pass-fail aggregation
+        score = group.fixed_score if verdict == verdicts.AC else 0.0
+    return verdict, score
 
 
 def _append_skipped(group: TestGroup, groups_out: list[GroupResult]) -> None:

@@ -1,13 +1,21 @@
 """Judge a solution against a problem package, in the sandbox, as the contest would.
 
-Checker programs are compiled once per package version (keyed by the package's fingerprint) and
+Checker programs are built once per package version (keyed by the package's fingerprint) and
 reused for every submission; built-in checkers run in-process. Tests run in parallel (up to the
 sandbox's worker count) but are *graded* in test order, so early stops (``on_reject: break``, a
 subtask already lost) give the same result however the runs were scheduled.
+
+Verdicts are the package format's: a run stopped by the memory or output limit is ``RE`` (the
+limit is the test's ``cause``). The output limit is checked the way the format's judges check it,
+after the run: a run the sandbox stops for too much output runs again with its output read and
+thrown away, so that one which would not have ended in time is ``TLE``, and one that ends is
+``RE`` (cause ``OLE``).
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import os
 import queue
 import threading
@@ -25,26 +33,46 @@ from cascade_plugins.rewards.competition.checkers import (
     parse_validator_flags,
     standard_check,
 )
-from cascade_plugins.rewards.competition.errors import ProblemPackageError
+from cascade_plugins.rewards.competition.errors import ProblemPackageError, UnsupportedFeature
 from cascade_plugins.rewards.competition.grading import GroupResult, TestResult
-from cascade_plugins.rewards.competition.package import ProblemPackage, TestCase, fingerprint, load_problem
+from cascade_plugins.rewards.competition.languages import (
+    RUNNABLE,
+    SubmissionFiles,
+    check_allowed,
+    language_code,
+    language_of_file,
+    submission_files,
+)
+from cascade_plugins.rewards.competition.package import (
+    ProblemPackage,
+    TestCase,
+    fingerprint,
+    load_problem,
+    program_files,
+)
 from cascade_plugins.rewards.competition.programs import (
     FEEDBACK_DIR,
+    NEXT_PASS,
     PreparedChecker,
+    build_failure,
+    build_folder,
+    build_limits,
+    feedback_of,
     input_was_closed,
     kattis_outcome,
     prepare_checker,
     testlib_outcome,
 )
-from cascade_plugins.sandbox import COMPILE_LIMITS, ExecResult, Limits, Program, Sandbox
+from cascade_plugins.sandbox import ExecResult, Limits, Program, Sandbox, SandboxProcess
 
 _MIB = 1024 * 1024
 
 
 @dataclass
 class JudgeReport:
-    """Everything a judging produced. ``verdict`` is the ICPC result (``CE``, or the first
-    non-``AC`` test verdict in test order, or ``AC``); ``score``/``max_score`` the points."""
+    """Everything a judging produced. ``verdict`` is the result in the format's verdicts (``CE``,
+    or the first non-``AC`` test verdict in test order, or ``AC``; on scoring problems see
+    :meth:`Judge.judge`); ``score``/``max_score`` the points."""
 
     problem: str
     kind: str
@@ -90,7 +118,18 @@ def solution_limits(package: ProblemPackage) -> Limits:
 
 def checker_limits(package: ProblemPackage) -> Limits:
     limits = package.limits
-    return Limits(cpu_time_s=limits.validation_time_s, memory_mb=limits.validation_memory_mb, max_processes=16)
+    # Room for the feedback directory the launcher dumps on stderr (nextpass.in in full).
+    return Limits(
+        cpu_time_s=limits.validation_time_s,
+        memory_mb=limits.validation_memory_mb,
+        max_processes=16,
+        output_bytes=64 * _MIB,
+        file_size_mb=64,
+    )
+
+
+def compile_limits(package: ProblemPackage) -> Limits:
+    return build_limits(package.limits.compilation_time_s)
 
 
 class Judge:
@@ -114,6 +153,7 @@ class Judge:
         self._problems: OrderedDict[tuple[str, str], PreparedProblem] = OrderedDict()
         self._pair_slots: threading.BoundedSemaphore | None = None
         self._packages: OrderedDict[str, tuple[str, ProblemPackage]] = OrderedDict()
+        self._built: OrderedDict[str, Program] = OrderedDict()
 
     def __getstate__(self) -> dict[str, Any]:
         return {
@@ -162,7 +202,7 @@ class Judge:
     # -- problems -------------------------------------------------------------------------
 
     def load(self, path: str | os.PathLike[str]) -> ProblemPackage:
-        """Load (or reuse) the package at ``path``; reloaded when any of its files changes."""
+        """Load (or reuse) the package at ``path``; reloaded when any file grading reads changes."""
         root = Path(path).expanduser().resolve()
         key = str(root)
         current = fingerprint(root) if root.is_dir() else ""
@@ -178,7 +218,7 @@ class Judge:
         return package
 
     def prepare(self, package: ProblemPackage) -> PreparedProblem:
-        """Compile the package's checker or interactor once (per package version)."""
+        """Build the package's checker or interactor once (per package version)."""
         key = (str(package.root), package.fingerprint)
         with self._lock:
             cached = self._problems.get(key)
@@ -188,28 +228,99 @@ class Judge:
         checker = None
         if package.checker.program is not None:
             protocol = "testlib" if package.checker.kind == "testlib" else "kattis"
-            compile_limits = Limits(
-                cpu_time_s=package.limits.compilation_time_s,
-                wall_time_s=2 * package.limits.compilation_time_s,
-                memory_mb=COMPILE_LIMITS.memory_mb,
-                max_processes=COMPILE_LIMITS.max_processes,
-                file_size_mb=COMPILE_LIMITS.file_size_mb,
-            )
-            checker = prepare_checker(self.sandbox, package.checker.program, protocol, compile_limits)
+            checker = prepare_checker(self.sandbox, package.checker.program, protocol, compile_limits(package))
         prepared = PreparedProblem(package, checker)
         with self._lock:
             self._problems[key] = prepared
             _trim(self._problems, self._cache_size)
         return prepared
 
-    # -- judging --------------------------------------------------------------------------
+    # -- submissions ----------------------------------------------------------------------
+
+    def _package(self, problem: ProblemPackage | str | os.PathLike[str]) -> ProblemPackage:
+        return problem if isinstance(problem, ProblemPackage) else self.load(problem)
+
+    def _program(self, package: ProblemPackage, submission: SubmissionFiles) -> Program:
+        """The sandbox program of a submission, with the package's ``include/`` files added.
+
+        Python and single-source C++ use the sandbox's own preparation; C and several C++
+        sources are compiled together in a build (cached by content)."""
+        files = {**submission.files, **package.included_files(submission.language)}
+        main = submission.main
+        if submission.language == "python3":
+            others = {name: data for name, data in files.items() if name != main}
+            return self.sandbox.prepare(files[main].decode("utf-8", "replace"), "python", extra_files=others)
+        # Included files in the submission's language are compiled with it (a driver, say).
+        included = package.included_files(submission.language)
+        extra = (n for n in included if language_of_file(Path(n), included[n][:200]) == submission.language)
+        sources = tuple(sorted({*submission.sources, *extra}))
+        if submission.language == "cpp" and len(sources) == 1:
+            others = {name: data for name, data in files.items() if name != main}
+            return self.sandbox.prepare(files[main].decode("utf-8", "replace"), "cpp", extra_files=others)
+        key = hashlib.sha256(repr((submission.language, sources, sorted(files.items()))).encode()).hexdigest()
+        with self._lock:
+            cached = self._built.get(key)
+            if cached is not None:
+                self._built.move_to_end(key)
+                return cached
+        built, _, result = build_folder(
+            self.sandbox, submission.language, files, frozenset(), sources, compile_limits(package)
+        )
+        if result.verdict != "OK" or "run" not in built:
+            failed = ExecResult("CE", result.exit_code, result.signal, b"", result.stderr, result.cpu_time_s,
+                                result.wall_time_s, result.peak_memory_kb, build_failure(result))  # fmt: skip
+            program = Program("cpp", "", {}, None, failed)
+        else:
+            program = Program("cpp", "", {n: d for n, d in files.items() if n not in sources}, built["run"], result)
+        if result.verdict == "OK" or result.exit_code not in (None, 0):  # what the compiler decided
+            with self._lock:
+                self._built[key] = program
+                _trim(self._built, self._cache_size)
+        return program
 
     def judge(self, problem: ProblemPackage | str | os.PathLike[str], source: str, language: str) -> JudgeReport:
-        """Judge ``source`` (``python`` or ``cpp``) on ``problem`` (a package or its path).
+        """Judge ``source`` in ``language`` (``python``, ``cpp``, ``c``, or a code of the format's
+        table) on ``problem`` (a package or its path).
 
-        Raises :class:`ProblemPackageError` for a bad package (before running anything).
+        The result is ``CE``, or else the first non-``AC`` test verdict in test order, or ``AC``.
+        On scoring problems without IOI subtasks it is the top test group's aggregated verdict
+        (problemtools' default grader) in legacy packages; from 2023-07 on, a scoring submission
+        is ``AC`` with its score as soon as it scores at all.
+
+        Raises :class:`ProblemPackageError` for a bad package and :class:`UnsupportedFeature` for
+        a language the judge cannot run or the package does not allow (before running anything).
         """
-        package = problem if isinstance(problem, ProblemPackage) else self.load(problem)
+        package = self._package(problem)
+        code = language_code(language)
+        check_allowed(code, package.languages, f"{language} solution")
+        name = {"python3": "main.py", "cpp": "main.cpp", "c": "main.c"}[code]
+        submission = SubmissionFiles(code, name, (name,), {name: source.encode()})
+        return self._judge(package, submission)
+
+    def judge_files(
+        self,
+        problem: ProblemPackage | str | os.PathLike[str],
+        path: str | os.PathLike[str],
+        *,
+        language: str | None = None,
+        entrypoint: str | None = None,
+    ) -> JudgeReport:
+        """Judge a submission given as a file or a folder of files, as the format does: its
+        language from ``language`` or the files' extensions (honouring the package's
+        ``languages``), ``include/`` files added, constants substituted in the package's own
+        example submissions (``submissions/``). A language the judge
+        cannot run raises :class:`UnsupportedFeature` (never a run-time error)."""
+        package = self._package(problem)
+        where = Path(path)
+        # The format substitutes constants in its example submissions, not in other programs.
+        example = where.resolve().is_relative_to(package.root / "submissions")
+        files, _ = program_files(where, package.constants if example else None)
+        submission = submission_files(where, files, language=language, entrypoint=entrypoint, allowed=package.languages)
+        return self._judge(package, submission)
+
+    def _judge(self, package: ProblemPackage, submission: SubmissionFiles) -> JudgeReport:
+        if submission.language not in RUNNABLE:
+            raise UnsupportedFeature(submission.main, f"unsupported language {submission.language!r}")
         prepared = self.prepare(package)
         sandbox = self.sandbox
         if package.interactive and sandbox.max_workers < 2:
@@ -219,11 +330,12 @@ class Judge:
             if package.subtasks
             else ("kattis-groups" if package.kind == "scoring" else "pass-fail")
         )
-        program = sandbox.prepare(source, language)
+        program = self._program(package, submission)
         if program.compile_failed:
             assert program.compile_result is not None
             max_score = self._max_score(package)
-            message = program.compile_result.stderr.decode("utf-8", "replace")[-2000:] or program.compile_result.message
+            result = program.compile_result
+            message = result.stderr.decode("utf-8", "replace")[-2000:] or result.message
             return JudgeReport(
                 package.name, package.kind, scoring, verdicts.CE, 0.0, max_score, compile_message=message
             )
@@ -242,6 +354,7 @@ class Judge:
 
     def _grade(self, package: ProblemPackage, scoring: str, runner: _TestRunner) -> JudgeReport:
         tests = package.tests()
+        root_verdict = None
         if package.subtasks is not None:
             subtasks = package.subtasks
             in_subtask = {name for s in subtasks.subtasks for name in s.tests}
@@ -263,7 +376,7 @@ class Judge:
         else:
             runner.plan(tests, lambda _t: True)
             groups = []
-            _, root_score = grading.grade_tree(package.data, runner.evaluate, groups)
+            root_verdict, root_score = grading.grade_tree(package.data, runner.evaluate, groups)
             if package.kind == "scoring":
                 score, max_score = root_score, grading.max_score(package.data)
             else:
@@ -273,12 +386,57 @@ class Judge:
         verdict = verdicts.first_error(r.verdict for r in ordered)
         if package.kind == "pass-fail":
             score = 1.0 if verdict == verdicts.AC else 0.0
+        elif root_verdict is not None and verdicts.JE not in {r.verdict for r in ordered}:
+            if package.format_version == "legacy":
+                verdict = root_verdict
+            elif score > 0:
+                verdict = verdicts.AC
         return JudgeReport(package.name, package.kind, scoring, verdict, score, max_score, ordered, groups)
 
 
 def _trim(cache: OrderedDict[Any, Any], size: int) -> None:
     while len(cache) > max(1, size):
         cache.popitem(last=False)
+
+
+@dataclass(frozen=True)
+class _Pass:
+    """One run of the solution and its check (a multi-pass test has several)."""
+
+    verdict: str
+    execution: ExecResult
+    message: str = ""
+    score: float | None = None
+    multiplier: float | None = None
+    cause: str = ""
+    feedback: dict[str, bytes] = field(default_factory=dict)
+
+
+def _feed(fd: int, data: bytes) -> None:
+    """Write ``data`` to ``fd`` and close it (a program that stops reading early is fine)."""
+    try:
+        view = memoryview(data)
+        while view:
+            written = os.write(fd, view[: 1 << 16])
+            view = view[written:]
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _drain(fd: int) -> None:
+    """Read ``fd`` to its end, dropping the data, then close it."""
+    try:
+        # The other reader (a launcher checking for end of input) may have left the shared open
+        # file non-blocking; it has exited by now.
+        os.set_blocking(fd, True)
+        while os.read(fd, 1 << 16):
+            pass
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 class _TestRunner:
@@ -337,58 +495,116 @@ class _TestRunner:
 
     def run_test(self, test: TestCase) -> TestResult:
         if self.package.interactive:
-            return self._run_interactive(test)
-        execution = self.sandbox.run(self.program, test.input_path.read_bytes(), limits=self.limits)
-        failure = verdicts.from_execution(execution.verdict)
-        if failure is not None:
-            return self._result(test, failure, execution, execution.message)
-        outcome = self._check(test, execution.stdout)
-        return self._result(test, outcome.verdict, execution, outcome.message, outcome.score)
+            with self.judge.pair_slots:
+                return self._run_passes(test, self._interactive_pass)
+        return self._run_passes(test, self._batch_pass)
 
-    def _result(
-        self, test: TestCase, verdict: str, execution: ExecResult, message: str, score: float | None = None
-    ) -> TestResult:
+    def _run_passes(self, test: TestCase, one_pass: Callable[[TestCase, bytes, dict[str, bytes]], _Pass]) -> TestResult:
+        """Run ``one_pass`` once, or (multi-pass) again on each ``nextpass.in`` the validator
+        writes, up to ``limits.validation_passes``; the feedback directory persists across passes."""
+        stdin = test.input_path.read_bytes()
+        feedback: dict[str, bytes] = {}
+        slowest = 0.0
+        peak = 0
+        passes = self.package.limits.validation_passes if self.package.multi_pass else 1
+        for index in range(passes):
+            result = one_pass(test, stdin, feedback)
+            slowest = max(slowest, result.execution.cpu_time_s)
+            peak = max(peak, result.execution.peak_memory_kb)
+            next_input = result.feedback.pop(NEXT_PASS, None)
+            if not self.package.multi_pass or result.verdict != verdicts.AC or next_input is None:
+                return self._result(test, result, slowest, peak, index + 1)
+            feedback, stdin = result.feedback, next_input
+        last = _Pass(verdicts.JE, result.execution, f"the validator asked for more than {passes} passes")
+        return self._result(test, last, slowest, peak, passes)
+
+    def _result(self, test: TestCase, result: _Pass, time_s: float, memory_kb: int, passes: int) -> TestResult:
         return TestResult(
             name=test.name,
             group=test.group,
-            verdict=verdict,
-            score=score,
-            time_s=round(execution.cpu_time_s, 4),
-            memory_kb=execution.peak_memory_kb,
-            message=message[:500],
+            verdict=result.verdict,
+            score=result.score,
+            time_s=round(time_s, 4),
+            memory_kb=memory_kb,
+            message=result.message[:500],
+            cause=result.cause,
+            multiplier=result.multiplier,
+            passes=passes,
         )
 
-    def _check(self, test: TestCase, output: bytes) -> CheckOutcome:
+    def _batch_pass(self, test: TestCase, stdin: bytes, feedback: dict[str, bytes]) -> _Pass:
+        execution = self.sandbox.run(
+            self.program, stdin, argv=test.args, files=test.input_files(), limits=self.limits
+        )
+        if execution.verdict == "OLE":
+            return self._output_flood(test, stdin, execution)
+        failure = verdicts.from_execution(execution.verdict)
+        if failure is not None:
+            return _Pass(failure, execution, execution.message, cause=verdicts.cause_of(execution.verdict))
+        outcome, files = self._check(test, stdin, execution.stdout, feedback)
+        return _Pass(outcome.verdict, execution, outcome.message, outcome.score, outcome.multiplier, feedback=files)
+
+    def _output_flood(self, test: TestCase, stdin: bytes, first: ExecResult) -> _Pass:
+        """Output beyond the limit: run again with the output read and dropped, to tell a run that
+        would have gone past the time limit (``TLE``) from one that ends (``RE``, cause ``OLE``)."""
+        out_read, out_write = os.pipe()
+        in_read, in_write = os.pipe()
+        try:
+            process = self.sandbox.spawn(
+                self.program, stdin=in_read, stdout=out_write, argv=test.args, files=test.input_files(),
+                limits=self.limits,
+            )  # fmt: skip
+        finally:
+            os.close(in_read)
+            os.close(out_write)
+        threading.Thread(target=_feed, args=(in_write, stdin), daemon=True).start()
+        try:
+            with process:
+                while os.read(out_read, 1 << 20):
+                    pass
+                again = process.wait()
+        finally:
+            os.close(out_read)
+        if again.verdict == "TLE":
+            return _Pass(verdicts.TLE, again, again.message)
+        if again.verdict in ("OK", "RE", "OLE", "MLE"):
+            cause = verdicts.MLE if again.verdict == "MLE" else verdicts.OLE
+            message = first.message if cause == verdicts.OLE else again.message
+            return _Pass(verdicts.RE, again, message, cause=cause)
+        return _Pass(verdicts.JE, again, again.message)
+
+    def _check(
+        self, test: TestCase, stdin: bytes, output: bytes, feedback: dict[str, bytes]
+    ) -> tuple[CheckOutcome, dict[str, bytes]]:
         spec = self.package.checker
         answer = test.answer_path.read_bytes()
         if spec.kind == "default":
-            return default_check(answer, output, parse_validator_flags(test.output_validator_flags))
+            return default_check(answer, output, parse_validator_flags(test.output_validator_flags)), {}
         if spec.kind == "standard":
             assert spec.name is not None
-            return standard_check(spec.name, output, answer)
+            return standard_check(spec.name, output, answer), {}
         checker = self.prepared.checker
         assert checker is not None
-        files = {"input": test.input_path.read_bytes(), "answer": answer}
+        files = {"input": stdin, "answer": answer}
         if checker.protocol == "testlib":
             files["output"] = output
             result = self.sandbox.run(
                 checker.program, argv=["input", "output", "answer"], files=files, limits=self.checker_limits
             )
-            return testlib_outcome(result)
+            return testlib_outcome(result), {}
+        files.update({f"{FEEDBACK_DIR}{name}": data for name, data in feedback.items()})
         argv = checker.argv("input", "answer", FEEDBACK_DIR, *test.output_validator_flags)
         result = self.sandbox.run(checker.program, output, argv=argv, files=files, limits=self.checker_limits)
-        return kattis_outcome(result, want_score=self.package.custom_score)
+        outcome = kattis_outcome(result, want_score=test.score_file, multi_pass=self.package.multi_pass)
+        return outcome, feedback_of(result.stderr).files
 
-    def _run_interactive(self, test: TestCase) -> TestResult:
-        with self.judge.pair_slots:
-            return self._run_interactive_pair(test)
-
-    def _run_interactive_pair(self, test: TestCase) -> TestResult:
+    def _interactive_pass(self, test: TestCase, stdin: bytes, feedback: dict[str, bytes]) -> _Pass:
         checker = self.prepared.checker
         assert checker is not None
         to_solution_r, to_solution_w = os.pipe()
         from_solution_r, from_solution_w = os.pipe()
-        files = {"input": test.input_path.read_bytes(), "answer": test.answer_path.read_bytes()}
+        files = {"input": stdin, "answer": test.answer_path.read_bytes()}
+        files.update({f"{FEEDBACK_DIR}{name}": data for name, data in feedback.items()})
         argv = checker.argv("input", "answer", FEEDBACK_DIR, *test.output_validator_flags)
         finished: queue.Queue[tuple[str, ExecResult]] = queue.Queue()
         try:
@@ -400,18 +616,41 @@ class _TestRunner:
                 files=files,
                 limits=self.checker_limits,
             )
-            solution = self.sandbox.spawn(self.program, stdin=to_solution_r, stdout=from_solution_w, limits=self.limits)
+            solution = self.sandbox.spawn(
+                self.program,
+                stdin=to_solution_r,
+                stdout=from_solution_w,
+                argv=test.args,
+                files=test.input_files(),
+                limits=self.limits,
+            )
+        except BaseException:
+            os.close(to_solution_r)
+            os.close(from_solution_r)
+            raise
         finally:
-            # The workers hold their own copies; ours would keep the pipes open forever.
-            for fd in (to_solution_r, to_solution_w, from_solution_r, from_solution_w):
-                os.close(fd)
+            # The workers hold their own copies; ours would keep the pipes open forever. All but
+            # the two read ends: as the judges' relays do, what one side still writes once the
+            # other has gone is taken and dropped, never a broken pipe.
+            for fd in (to_solution_w, from_solution_w):
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+
+        def wait(name: str, process: SandboxProcess, its_input: int) -> None:
+            result = process.wait()
+            threading.Thread(target=_drain, args=(its_input,), daemon=True).start()
+            finished.put((name, result))
+
         with interactor, solution:
-            for name, process in (("interactor", interactor), ("solution", solution)):
-                threading.Thread(target=lambda n=name, p=process: finished.put((n, p.wait())), daemon=True).start()
+            for name, process, its_input in (
+                ("interactor", interactor, from_solution_r),
+                ("solution", solution, to_solution_r),
+            ):
+                threading.Thread(target=wait, args=(name, process, its_input), daemon=True).start()
             first_name, first_result = finished.get()
             # Stop a solution the interactor has given up on; but when the interactor only stopped
             # because the solution's output closed, the solution is ending on its own, and killing
-            # it would replace its real verdict (MLE, RE) with "killed".
+            # it would replace its real verdict (a crash, the memory limit) with "killed".
             if (
                 first_name == "interactor"
                 and kattis_outcome(first_result, want_score=False).verdict != verdicts.AC
@@ -424,14 +663,24 @@ class _TestRunner:
         # Who ended first is read from the interactor's side (was its input already closed?),
         # not from the order the results arrive in, which races.
         interactor_first = not input_was_closed(interactor_result)
-        outcome = kattis_outcome(interactor_result, want_score=self.package.custom_score)
+        outcome = kattis_outcome(interactor_result, want_score=test.score_file, multi_pass=self.package.multi_pass)
         solution_failure = verdicts.from_execution(solution_result.verdict)
         verdict = verdicts.interactive_verdict(
             solution_failure, outcome.verdict, interactor_exited_first=interactor_first
         )
-        message = outcome.message if verdict == outcome.verdict else solution_result.message
-        score = outcome.score if verdict == verdicts.AC else None
-        return self._result(test, verdict, solution_result, message, score)
+        if verdict == outcome.verdict:
+            return _Pass(verdict, solution_result, outcome.message, outcome.score if verdict == verdicts.AC else None,
+                         outcome.multiplier, feedback=feedback_of(interactor_result.stderr).files)  # fmt: skip
+        cause = verdicts.cause_of(solution_result.verdict)
+        return _Pass(verdict, solution_result, solution_result.message, cause=cause)
 
 
-__all__ = ["Judge", "JudgeReport", "PreparedProblem", "ProblemPackageError", "checker_limits", "solution_limits"]
+__all__ = [
+    "Judge",
+    "JudgeReport",
+    "PreparedProblem",
+    "ProblemPackageError",
+    "UnsupportedFeature",
+    "checker_limits",
+    "solution_limits",
+]

@@ -13,9 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from cascade_plugins.interfaces import RewardResult, Sample, Verdict
-from cascade_plugins.rewards.competition.errors import ProblemPackageError
+from cascade_plugins.rewards.competition.errors import ProblemPackageError, UnsupportedFeature
 from cascade_plugins.rewards.competition.extract import extract_code, normalize_language
 from cascade_plugins.rewards.competition.judge import Judge, JudgeReport
+from cascade_plugins.rewards.competition.languages import check_allowed, language_code
 from cascade_plugins.sandbox import SandboxUnavailable
 
 
@@ -101,6 +102,10 @@ class CompetitionReward:
         if extracted.language is None:
             reason = f"unsupported language {extracted.fence_language!r} (supported: cpp, python)"
             return RewardResult(0.0, Verdict.NO_ANSWER, {"problem": package.name, "reason": reason})
+        try:
+            check_allowed(language_code(extracted.language), package.languages, "solution")
+        except UnsupportedFeature as exc:  # the problem does not take this language: the policy's choice
+            return RewardResult(0.0, Verdict.NO_ANSWER, {"problem": package.name, "reason": str(exc)})
         try:
             report = self.judge.judge(package, extracted.code, extracted.language)
         except (ProblemPackageError, SandboxUnavailable, ValueError) as exc:

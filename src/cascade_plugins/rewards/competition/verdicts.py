@@ -25,15 +25,24 @@ TEST_VERDICTS: tuple[str, ...] = (AC, WA, PE, TLE, MLE, RE, OLE, JE, SKIPPED)
 #: Kattis' default grader order, worst first (``worst_error``); ``RTE`` is spelled ``RE`` here.
 WORST_FIRST: tuple[str, ...] = (JE, RE, MLE, TLE, OLE, WA, PE, AC)
 
-#: Sandbox verdicts that end a test before any checker runs.
-_EXECUTION_VERDICTS = {"TLE": TLE, "MLE": MLE, "RE": RE, "OLE": OLE, "CE": CE, "SKIPPED": SKIPPED}
+#: Sandbox verdicts that end a test before any checker runs, as the format's verdicts.
+_EXECUTION_VERDICTS = {"TLE": TLE, "MLE": RE, "RE": RE, "OLE": RE, "CE": CE, "SKIPPED": SKIPPED}
+#: the limits the format folds into ``RE``
+LIMIT_CAUSES = (MLE, OLE)
 
 
 def from_execution(sandbox_verdict: str) -> str | None:
-    """Map a sandbox verdict to a test verdict; ``None`` means the program ran fine (check its output)."""
+    """Map a sandbox verdict to a test verdict; ``None`` means the program ran fine (check its output).
+
+    A memory or output limit is ``RE``, as the package format has it (see :func:`cause_of`)."""
     if sandbox_verdict == "OK":
         return None
     return _EXECUTION_VERDICTS.get(sandbox_verdict, JE)
+
+
+def cause_of(sandbox_verdict: str) -> str:
+    """``MLE`` / ``OLE`` when that limit stopped the run (its verdict is then ``RE``), else ``""``."""
+    return sandbox_verdict if sandbox_verdict in LIMIT_CAUSES else ""
 
 
 def first_error(verdicts: Iterable[str]) -> str:

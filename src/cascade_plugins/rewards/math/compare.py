@@ -29,6 +29,7 @@ from cascade_plugins.rewards.math.structure import (
     Text,
     Union,
     is_symbol,
+    parse_structure,
 )
 
 __all__ = ["Comparator", "NeedsSymbolic"]
@@ -36,6 +37,18 @@ __all__ = ["Comparator", "NeedsSymbolic"]
 
 class NeedsSymbolic(Exception):
     """The comparison cannot be decided without sympy."""
+
+
+def _key(node: Node) -> str:
+    """Comparison key of a node written the same way: letter case matters in math (``X`` is not
+    ``x``), not in words (``\\text{Yes}`` is ``yes``)."""
+    return canonical_text(node.src, fold_case=isinstance(node, Text))
+
+
+def _same_text(a: Node, b: Node) -> bool:
+    """``a`` and ``b`` are written the same way (case-insensitively only when both are words)."""
+    fold = isinstance(a, Text) and isinstance(b, Text)
+    return canonical_text(a.src, fold_case=fold) == canonical_text(b.src, fold_case=fold)
 
 
 def _same_symbol(a: Node, b: Node) -> bool:
@@ -81,6 +94,8 @@ class Comparator:
         return set_form is not None and self._inequality_vs_set(inequality, *set_form)
 
     def _dispatch(self, gold: Node, pred: Node) -> bool:
+        gold, pred = _conditions_as_union(gold, pred), _conditions_as_union(pred, gold)
+        gold, pred = _tuple_equation_as_list(gold, pred), _tuple_equation_as_list(pred, gold)
         if isinstance(gold, Alt):
             return any(self.equal(option, pred) for option in gold.options)
         if isinstance(pred, Alt):
@@ -155,6 +170,10 @@ class Comparator:
                 return False
             gl, gr = gold.terms
             pl, pr = pred.terms
+            renamed = _with_gold_argument(gl, pl, pr)
+            if renamed is not None:  # f(z) = z against f(x) = x: the argument's name does not matter
+                self.method = "function_argument"
+                return gop == "=" and self.equal(gr, renamed)
             if _is_assignment_target(gl) and _is_assignment_target(pl):
                 if _same_symbol(gl, pl):
                     return self.equal(gr, pr)
@@ -174,7 +193,7 @@ class Comparator:
     def _symbolic_pair(self, kind: str, gl: Node, gr: Node, pl: Node, pr: Node) -> bool:
         if not all(isinstance(n, Num | Sym | Text) for n in (gl, gr, pl, pr)):
             return self.equal(gl, pl) and self.equal(gr, pr)
-        if canonical_text(gl.src) == canonical_text(pl.src) and canonical_text(gr.src) == canonical_text(pr.src):
+        if _same_text(gl, pl) and _same_text(gr, pr):
             return True
         if not self.symbolic:
             raise NeedsSymbolic
@@ -238,6 +257,18 @@ class Comparator:
     # -- tuples, lists, sets -----------------------------------------------------------------------
 
     def _sequences(self, gold: Node, pred: Node) -> bool:
+        if isinstance(gold, Matrix) or isinstance(pred, Matrix):
+            return self._vector(gold, pred)
+        if isinstance(gold, Seq) and isinstance(pred, Seq) and gold.kind == pred.kind == "list":
+            # "w=16, d=3" against "16, 3": the values of a list of assignments, in order
+            gold_values, pred_values = _assigned_values(gold), _assigned_values(pred)
+            if (gold_values is None) != (pred_values is None):
+                gold_items = gold_values or gold.items
+                pred_items = pred_values or pred.items
+                if len(gold_items) == len(pred_items):
+                    self.method = "assigned_values"
+                    return all(self.equal(g, p) for g, p in zip(gold_items, pred_items, strict=True))
+                return False
         if not isinstance(gold, Seq):
             return len(pred.items) == 1 and self.equal(gold, pred.items[0])  # type: ignore[union-attr]
         if not isinstance(pred, Seq):
@@ -256,7 +287,7 @@ class Comparator:
     def _dedupe(self, items: Sequence[Node]) -> list[Node]:
         unique: list[Node] = []
         for item in items:
-            if not any(canonical_text(item.src) == canonical_text(u.src) for u in unique):
+            if not any(_key(item) == _key(u) for u in unique):
                 unique.append(item)
         return unique
 
@@ -277,6 +308,26 @@ class Comparator:
         return True
 
     # -- matrices ----------------------------------------------------------------------------------
+
+    def _vector(self, gold: Node, pred: Node) -> bool:
+        """A one-column or one-row matrix against a tuple of the same entries in the same order."""
+        matrix, other = (gold, pred) if isinstance(gold, Matrix) else (pred, gold)
+        assert isinstance(matrix, Matrix)
+        if not (isinstance(other, Seq) and other.kind == "tuple"):
+            return False
+        if all(len(row) == 1 for row in matrix.rows):
+            entries = [row[0] for row in matrix.rows]
+        elif len(matrix.rows) == 1:
+            entries = list(matrix.rows[0])
+        else:
+            return False
+        if len(entries) != len(other.items):
+            return False
+        pairs = zip(entries, other.items, strict=True)
+        self.method = "vector"
+        if matrix is gold:
+            return all(self.equal(g, p) for g, p in pairs)
+        return all(self.equal(g, p) for p, g in pairs)
 
     def _matrices(self, gold: Node, pred: Node) -> bool:
         if not (isinstance(gold, Matrix) and isinstance(pred, Matrix)):
@@ -311,7 +362,7 @@ class Comparator:
     # -- leaves ------------------------------------------------------------------------------------
 
     def _leaves(self, gold: Node, pred: Node) -> bool:
-        if canonical_text(gold.src) == canonical_text(pred.src):
+        if _same_text(gold, pred):
             self.method = "string"
             return True
         if isinstance(gold, Text) or isinstance(pred, Text):
@@ -334,7 +385,8 @@ class Comparator:
         self.method = "symbolic"
         decimals = (_is_decimal(gold), _is_decimal(pred))
         try:
-            if symbolic.expressions_equal(a, b, self.options.tolerance, *decimals):
+            places = gold.number.decimal_places if isinstance(gold, Num) else None
+            if symbolic.expressions_equal(a, b, self.options.tolerance, *decimals, gold_places=places):
                 return True
             if self.options.strict:
                 return False
@@ -397,6 +449,77 @@ def _set_form(node: Node) -> tuple[Node | None, list[Interval]] | None:
             return None
         intervals.append(interval)
     return variable, intervals
+
+
+_FUNCTION_OF_ONE_RE = re.compile(r"^([A-Za-z])\s*\(\s*([A-Za-z])\s*\)$")
+
+
+def _with_gold_argument(gold_lhs: Node, pred_lhs: Node, pred_rhs: Node) -> Node | None:
+    """``pred_rhs`` with the argument of ``f(x)`` renamed to the gold's ``f(z)``; ``None`` unless both
+    sides define the same one-letter function of one differently named letter, and the gold's letter
+    is not already in the predicted right side."""
+    gold_match = _FUNCTION_OF_ONE_RE.match(gold_lhs.src.strip())
+    pred_match = _FUNCTION_OF_ONE_RE.match(pred_lhs.src.strip())
+    if not gold_match or not pred_match or gold_match.group(1) != pred_match.group(1):
+        return None
+    gold_var, pred_var = gold_match.group(2), pred_match.group(2)
+    letter = r"(?<![\\A-Za-z]){}(?![A-Za-z])"
+    if gold_var == pred_var or re.search(letter.format(gold_var), pred_rhs.src):
+        return None
+    return parse_structure(re.sub(letter.format(pred_var), gold_var, pred_rhs.src))
+
+
+def _one_variable_condition(node: Node) -> tuple[str, Node] | None:
+    """``(variable, set)`` of ``a \\leq -2`` (an interval) or ``a = 1`` (the set ``{1}``)."""
+    if isinstance(node, Interval) and node.var is not None:
+        return canonical_text(node.var), Interval(node.left_closed, node.low, node.high, node.right_closed, node.src)
+    if isinstance(node, Relation) and node.ops == ("=",) and is_symbol(node.terms[0].src):
+        value = node.terms[1]
+        if isinstance(value, Num | Sym) and not is_symbol(value.src):
+            return canonical_text(node.terms[0].src), Seq("set", (value,), value.src)
+    return None
+
+
+def _conditions_as_union(node: Node, other: Node) -> Node:
+    """``a \\leq -2 \\text{ or } a = 1`` (a list of conditions on one variable) as the union
+    ``(-\\infty, -2] \\cup \\{1\\}`` when it is compared with a union."""
+    if not (isinstance(node, Seq) and node.kind == "list" and isinstance(other, Union)):
+        return node
+    conditions = [_one_variable_condition(item) for item in node.items]
+    if any(c is None for c in conditions) or len({c[0] for c in conditions if c}) != 1:
+        return node
+    return Union(tuple(c[1] for c in conditions if c), node.src)
+
+
+def _tuple_equation_as_list(node: Node, other: Node) -> Node:
+    """``(f(n), g(n)) = (n, 1)`` as ``f(n) = n, g(n) = 1`` when compared with a list of assignments."""
+    if not (
+        isinstance(other, Seq)
+        and other.kind == "list"
+        and all(isinstance(i, Relation) and i.ops == ("=",) for i in other.items)
+    ):
+        return node
+    if not (isinstance(node, Relation) and node.ops == ("=",)):
+        return node
+    left, right = node.terms
+    if not (isinstance(left, Seq) and isinstance(right, Seq) and left.kind == right.kind == "tuple"):
+        return node
+    if len(left.items) != len(right.items) or not all(_is_assignment_target(i) for i in left.items):
+        return node
+    items = tuple(Relation(("=",), (t, v), f"{t.src} = {v.src}") for t, v in zip(left.items, right.items, strict=True))
+    return Seq("list", items, node.src)
+
+
+def _assigned_values(node: Seq) -> tuple[Node, ...] | None:
+    """The values of ``w=16, d=3, a=1`` (each item assigns one distinct variable), else ``None``."""
+    names: list[str] = []
+    values: list[Node] = []
+    for item in node.items:
+        if not (isinstance(item, Relation) and item.ops == ("=",) and is_symbol(item.terms[0].src)):
+            return None
+        names.append(canonical_text(item.terms[0].src))
+        values.append(item.terms[1])
+    return tuple(values) if len(set(names)) == len(names) else None
 
 
 def _is_decimal(node: Node) -> bool:

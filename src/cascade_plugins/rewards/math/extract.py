@@ -17,8 +17,10 @@ short formula, then the later of ``last_math`` and ``last_number``).
 
 A ``\\boxed{`` that never closes means the answer was cut off: no answer, no fallback.
 
-Everything here is a linear scan (no backtracking regex over the whole text), so a 1 MB response is
-handled in milliseconds. Only the text after the last ``</think>`` is read when a think block closes;
+Everything here is a linear scan (no backtracking regex over the whole text, no rescanning of earlier
+boxes) over at most the last ``MAX_SCANNED_CHARS`` characters, so the cost of one response is bounded
+whatever its length; a run of more than ``MAX_LIST_BOXES`` boxes (``\\boxed{1}`` repeated 80,000 times)
+is no answer. Only the text after the last ``</think>`` is read when a think block closes;
 a ``<think>`` that never closes means the model never gave a final answer.
 """
 
@@ -36,6 +38,11 @@ TAIL_CHARS = 4000
 MAX_LINE_ANSWER = 600
 #: Most characters allowed between two boxes of the same list answer.
 MAX_BOX_GAP = 40
+#: Most boxes one list answer may have; a longer run of boxes is a pattern, not an answer (no answer).
+MAX_LIST_BOXES = 64
+#: Characters the rules read: the end of the response (after the last ``</think>``). Everything here
+#: is linear in this, so the cost of one response is bounded whatever its length.
+MAX_SCANNED_CHARS = 1_000_000
 
 _BOX_COMMANDS = ("\\boxed", "\\fbox", "\\framebox")
 _BOX_START_RE = re.compile(r"\\(?:boxed|fbox|framebox)(?![a-zA-Z])")
@@ -65,8 +72,10 @@ _LETTER_ANSWER_RE = re.compile(
     r"(?:\s*[:.)]\s*.*|\s*)$",
     re.IGNORECASE | re.DOTALL,
 )
+#: Math spans. A span never contains its own opening delimiter (``\\[ a \\[ b \\]`` is the span ``b``),
+#: which keeps every search linear: a failed attempt stops at the next opening.
 _INLINE_MATH_RE = re.compile(
-    r"\$\$(.+?)\$\$|(?<!\\)\$((?:[^$\n\\]|\\.)+?)\$|\\\(([^\n]+?)\\\)|\\\[(.+?)\\\]",
+    r"\$\$(.+?)\$\$|(?<!\\)\$((?:[^$\n\\]|\\.)+?)\$|\\\(((?:(?!\\\()[^\n])+?)\\\)|\\\[((?:(?!\\\[).)+?)\\\]",
     re.DOTALL,
 )
 _NUMBER_RE = re.compile(
@@ -102,45 +111,45 @@ def strip_think(response: str) -> str | None:
     return response
 
 
-def _brace_table(text: str, starts: Iterable[int]) -> dict[int, int]:
-    """Matching ``}`` for every ``{`` in ``text`` that belongs to a box, in one linear pass."""
-    wanted = set(starts)
-    table: dict[int, int] = {}
-    stack: list[int] = []
-    i, n = 0, len(text)
-    while i < n:
-        ch = text[i]
-        if ch == "\\":
-            i += 2
-            continue
-        if ch == "{":
-            stack.append(i)
-        elif ch == "}" and stack:
-            opened = stack.pop()
-            if opened in wanted:
-                table[opened] = i
-        i += 1
-    return table
+#: One pass over the text: a box command (with its opening brace), an escaped character (never the
+#: first backslash of ``\\\\boxed``, a JSON-doubled command), or a brace.
+_BOX_SCAN_RE = re.compile(
+    r"\\(?:boxed|fbox|framebox)(?![a-zA-Z])[ \t]*(\{)?|\\(?!\\(?:boxed|fbox|framebox)(?![a-zA-Z])).|[{}]", re.DOTALL
+)
 
 
 def _boxes(text: str) -> list[tuple[int, int, str]]:
-    """Top-level boxes as ``(start, end, content)``, in order. Unclosed boxes are skipped."""
-    found: list[tuple[int, int]] = []  # (command start, brace or token start)
-    for match in _BOX_START_RE.finditer(text):
-        j = match.end()
-        while j < len(text) and text[j] in " \t":
-            j += 1
-        found.append((match.start(), j))
-    if not found:
+    """Top-level boxes as ``(start, end, content)``, in order. Unclosed boxes are skipped. One linear
+    scan from the first box matches every box's braces."""
+    first = _BOX_START_RE.search(text)
+    if first is None:
         return []
-    table = _brace_table(text, (j for _, j in found if j < len(text) and text[j] == "{"))
+    found: list[tuple[int, int]] = []  # (command start, brace or token start)
+    closes: dict[int, int] = {}  # brace of a box -> its closing brace
+    stack: list[int] = []  # open braces; -1 for those that are not a box's
+    for match in _BOX_SCAN_RE.finditer(text, first.start()):
+        token = match.group(0)
+        if token == "{":
+            stack.append(-1)
+        elif token == "}":
+            if stack:
+                opened = stack.pop()
+                if opened >= 0:
+                    closes[opened] = match.start()
+        elif len(token) > 2:  # a box command (an escape is two characters)
+            if match.group(1) is None:
+                found.append((match.start(), match.end()))
+            else:
+                brace = match.end() - 1
+                found.append((match.start(), brace))
+                stack.append(brace)
     boxes: list[tuple[int, int, str]] = []
     last_end = -1
     for start, j in found:
         if start < last_end:
             continue  # nested inside the previous box
         if j < len(text) and text[j] == "{":
-            close = table.get(j)
+            close = closes.get(j)
             if close is None:
                 continue
             boxes.append((start, close + 1, text[j + 1 : close].strip()))
@@ -163,25 +172,34 @@ def _box_label(text: str, box_start: int) -> tuple[int, str, str] | None:
     return match.start(), match.group(1), match.group(2) or match.group(3)
 
 
+class _TooManyBoxes(Exception):
+    """A run of more than :data:`MAX_LIST_BOXES` boxes at the end: no answer."""
+
+
 def _labelled_boxes(text: str, boxes: list[tuple[int, int, str]]) -> Extraction | None:
     """``y_1 = \\boxed{A} and y_2 = \\boxed{B}`` at the end: one answer ``y_1 = A, y_2 = B`` (an indexed
     family with one base letter and distinct indices names the parts of one answer)."""
     label = _box_label(text, boxes[-1][0])
     if label is None:
         return None
-    parts = [(label, boxes[-1])]
+    parts = [(label, boxes[-1])]  # last first; reversed below
+    indices = {label[2]}
     for box in reversed(boxes[:-1]):
         earlier = _box_label(text, box[0])
-        gap = text[box[1] : parts[0][0][0]]
+        gap = text[box[1] : parts[-1][0][0]]
         if (
             earlier is None
             or earlier[1] != label[1]
-            or any(earlier[2] == seen[2] for seen, _ in parts)
+            or earlier[2] in indices
             or len(gap) > MAX_BOX_GAP
             or not _LABELLED_GAP_RE.match(gap)
         ):
             break
-        parts.insert(0, (earlier, box))
+        if len(parts) == MAX_LIST_BOXES:
+            raise _TooManyBoxes
+        parts.append((earlier, box))
+        indices.add(earlier[2])
+    parts.reverse()
     if len(parts) < 2 or not all(content for _, (_, _, content) in parts):
         return None
     answer = ", ".join(f"{base}_{{{index}}} = {content}" for (_, base, index), (_, _, content) in parts)
@@ -192,20 +210,23 @@ def extract_boxed(text: str) -> Extraction | None:
     boxes = _boxes(text)
     if not boxes:
         return None
-    if len(boxes) > 1:
-        labelled = _labelled_boxes(text, boxes)
-        if labelled is not None:
-            return labelled
-    cluster = [boxes[-1]]
-    for box in reversed(boxes[:-1]):
-        gap = text[box[1] : cluster[0][0]]
-        if len(gap) > MAX_BOX_GAP or not _BOX_GAP_RE.match(gap) or len(_GAP_WORD_RE.findall(gap)) > 4:
-            break
-        cluster.insert(0, box)
-    contents: list[str] = []
-    for _, _, content in cluster:
-        if content and content not in contents:
-            contents.append(content)
+    try:
+        if len(boxes) > 1:
+            labelled = _labelled_boxes(text, boxes)
+            if labelled is not None:
+                return labelled
+        cluster = [boxes[-1]]  # last first; reversed below
+        for box in reversed(boxes[:-1]):
+            gap = text[box[1] : cluster[-1][0]]
+            if len(gap) > MAX_BOX_GAP or not _BOX_GAP_RE.match(gap) or len(_GAP_WORD_RE.findall(gap)) > 4:
+                break
+            if len(cluster) == MAX_LIST_BOXES:
+                raise _TooManyBoxes
+            cluster.append(box)
+    except _TooManyBoxes:
+        return None
+    cluster.reverse()
+    contents = list(dict.fromkeys(content for _, _, content in cluster if content))  # repeats count once
     if not contents:
         return None
     end = cluster[-1][1]
@@ -344,6 +365,7 @@ def extract_answer(
         if text is None:
             return None
     assert text is not None
+    text = text[-MAX_SCANNED_CHARS:]
     if "\\\\" in text:
         text = _DOUBLE_BACKSLASH_RE.sub(r"\\", text)
     rules = list(extractors)

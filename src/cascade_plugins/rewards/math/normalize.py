@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-__all__ = ["Normalized", "canonical_text", "match_brace", "normalize_answer", "strip_math_delimiters"]
+__all__ = ["Normalized", "canonical_text", "match_brace", "normalize_answer", "parse_unit", "strip_math_delimiters"]
 
 #: Answers longer than this are cut (and will be compared as text only).
 MAX_ANSWER_CHARS = 2000
@@ -35,6 +35,13 @@ _UNICODE = {
     "∩": r" \cap ",
     "∈": r" \in ",
     "±": r" \pm ",
+    "＞": ">",
+    "＜": "<",
+    "＝": "=",
+    "，": ",",
+    "（": "(",
+    "）": ")",
+    "∣": r" \mid ",
     "\u00a0": " ",
     "\u2009": " ",
     "\u202f": " ",
@@ -89,11 +96,25 @@ MATH_FUNCTION_NAMES = frozenset(
 )
 #: words that end an answer without being a unit: function names, connectives, the constants i and e
 _MATH_WORDS = MATH_FUNCTION_NAMES | {"and", "or", "i", "e", "pmod"}
-_MALFORMED_FRAC_DD_RE = re.compile(r"\\frac\s*(\d)\s*(\d)")
-_MALFORMED_FRAC_BD_RE = re.compile(r"\\frac\s*(\{[^{}]*\})\s*(\d)")
-_MALFORMED_FRAC_DB_RE = re.compile(r"\\frac\s*(\d)\s*(\{)")
+#: ``\\frac12``, ``\\frac ab``, ``\\frac{1+a}c``, ``\\frac a{b+1}``: one-character arguments without braces
+_MALFORMED_FRAC_DD_RE = re.compile(r"\\frac\s*([0-9A-Za-z])\s*([0-9A-Za-z])")
+_MALFORMED_FRAC_BD_RE = re.compile(r"\\frac\s*(\{[^{}]*\})\s*([0-9A-Za-z])")
+_MALFORMED_FRAC_DB_RE = re.compile(r"\\frac\s*([0-9A-Za-z])\s*(\{)")
+#: a ``\\frac`` or ``\\binom`` whose ``\\f``/``\\b`` was read as a string escape (form feed, backspace:
+#: never in an answer); a tab stays whitespace (``\\t`` in ``\\text`` is also a common literal tab)
+_ESCAPED_COMMAND_RE = re.compile(r"[\f\b](?=[a-z]{2,})")
+_ESCAPED_COMMAND = {"\f": "\\f", "\b": "\\b"}
+#: ``10^(-3)``: a parenthesised exponent is the exponent (``10^{-3}``), not ``10^{(}`` then ``-3)``
+_PAREN_EXPONENT_RE = re.compile(r"\^\s*\(([^()]*)\)")
+#: ``90^`` at the end of an answer: a degree sign whose ``\\circ`` was lost
+_BARE_CARET_RE = re.compile(r"(?<=\d)\s*\^\s*$")
+#: ``15th``, ``12^{th}``, ``3rd day``: an ordinal is its number (one trailing word allowed)
+_ORDINAL_RE = re.compile(r"^(\d+)\s*(?:\^\s*\{?\s*)?(?:st|nd|rd|th)(?:\s*\})?(?:\s+[A-Za-z]+)?$", re.IGNORECASE)
+#: ``f(x) = 1 for all x``: a universal qualifier after the answer does not change it
+_QUALIFIER_RE = re.compile(r"\s*(?:\\text\{\s*)?\b(?:for\s+(?:all|every|each|any)|for\s+some)\b.*$", re.IGNORECASE)
 _MALFORMED_SQRT_RE = re.compile(r"\\sqrt\s*(\d+|[a-zA-Z](?![a-zA-Z]))")
-_SUBSCRIPT_BRACE_RE = re.compile(r"_\{(\w)\}")
+#: ``x_{1}`` -> ``x_1``, but not ``x_{1}2`` (which is ``x_1 \\cdot 2``, not ``x_{12}``)
+_SUBSCRIPT_BRACE_RE = re.compile(r"_\{(\w)\}(?!\w)")
 _WHITESPACE_RE = re.compile(r"\s+")
 _LEADING_NOISE_RE = re.compile(r"^(?:is\b|[:=]\s*(?![=<>]))\s*", re.IGNORECASE)
 
@@ -107,6 +128,8 @@ class Normalized:
     degrees: bool = False
     #: the whole answer was a ``\\text{...}`` (a word answer such as ``\\text{Evelyn}``)
     text_answer: bool = False
+    #: the trailing unit that was removed, as ``name^power`` (``"meter^2"``), when it is a known unit
+    unit: str | None = None
 
 
 def match_brace(text: str, open_index: int) -> int:
@@ -158,16 +181,70 @@ def strip_math_delimiters(text: str) -> str:
     return s.strip()
 
 
-def _strip_units(s: str) -> str:
+#: Spellings of the units a trailing unit is recognised as (plural ``s``/``es`` is removed first).
+_UNIT_NAMES = {
+    "km": "kilometer", "kilometre": "kilometer", "m": "meter", "metre": "meter", "cm": "centimeter",
+    "centimetre": "centimeter", "mm": "millimeter", "millimetre": "millimeter", "nm": "nanometer",
+    "ft": "foot", "feet": "foot", "in": "inch", "yd": "yard", "mi": "mile", "kg": "kilogram", "g": "gram",
+    "mg": "milligram", "lb": "pound", "lbs": "pound", "oz": "ounce", "s": "second", "sec": "second",
+    "ms": "millisecond", "min": "minute", "h": "hour", "hr": "hour", "hrs": "hour", "l": "liter",
+    "litre": "liter", "ml": "milliliter", "millilitre": "milliliter", "yr": "year", "mph": "mph", "kph": "kph",
+}
+_UNIT_CANONICAL = frozenset(_UNIT_NAMES.values()) | {"day", "week", "month", "dollar", "cent"}
+_UNIT_POWER_RE = re.compile(r"\^\s*\{?\s*([23])\s*\}?")
+_UNIT_WORD_RE = re.compile(r"[A-Za-z]+")
+
+
+def _unit_name(word: str) -> str | None:
+    """The canonical name of a unit word (``"cm"``, ``"meters"``, ``"Feet"``), or ``None``."""
+    if word in ("mL", "L"):
+        word = word.lower()
+    lowered = word if len(word) <= 2 else word.lower()  # "m" and "M" differ; "Meters" is "meters"
+    for candidate in (
+        lowered,
+        lowered[:-1] if lowered.endswith("s") else None,
+        lowered[:-2] if lowered.endswith("es") else None,
+    ):
+        if candidate is None:
+            continue
+        name = _UNIT_NAMES.get(candidate, candidate)
+        if name in _UNIT_CANONICAL:
+            return name
+    return None
+
+
+def parse_unit(tail: str) -> str | None:
+    """``" \\text{ cm}^2"``, ``"square meters"``, ``"km"`` -> ``"centimeter^2"``, ``"meter^2"``, ``"kilometer^1"``;
+    ``None`` for anything that is not one known unit (``"apples"``, ``"square units"``, ``"km/h"``)."""
+    words = _UNIT_WORD_RE.findall(_TEXT_RE.sub(lambda m: m.group(1), tail))
+    power = 1
+    if words and words[0].lower() in ("sq", "square", "cubic"):
+        power = 3 if words.pop(0).lower() == "cubic" else 2
+    if len(words) != 1 or "/" in tail:
+        return None
+    name = _unit_name(words[0])
+    if name is None:
+        return None
+    match = _UNIT_POWER_RE.search(tail)
+    if match:
+        power = int(match.group(1))
+    return f"{name}^{power}"
+
+
+def _strip_units(s: str) -> tuple[str, str | None]:
+    """``s`` without a trailing unit, and that unit when it is a known one (see :func:`_parse_unit`)."""
+    unit = None
     match = _TRAILING_TEXT_UNIT_RE.match(s)
     if match and match["unit"].strip().lower() not in _MATH_WORDS:
+        unit = parse_unit(s[len(match["body"]) :])
         s = match["body"].strip()
     match = _TRAILING_UNIT_RE.match(s)
     if match:
-        tail = s[len(match["body"]) :].strip().rstrip(".").lower()
-        if not any(word in _MATH_WORDS for word in tail.split()):
+        tail = s[len(match["body"]) :].strip().rstrip(".")
+        if not any(word in _MATH_WORDS for word in tail.lower().split()):
+            unit = unit or parse_unit(tail)
             s = match["body"].strip()
-    return s
+    return s, unit
 
 
 def normalize_answer(text: str) -> Normalized:
@@ -176,6 +253,7 @@ def normalize_answer(text: str) -> Normalized:
     if "\\begin" not in s:
         s = _DOUBLE_BACKSLASH_RE.sub(r"\\", s)
     s = _UNICODE_RE.sub(lambda m: _UNICODE[m.group(0)], s)
+    s = _ESCAPED_COMMAND_RE.sub(lambda m: _ESCAPED_COMMAND[m.group(0)], s)
     s = s.replace('\\"', "").strip().strip('"')
     s = strip_math_delimiters(s)
     s = _SIZING_RE.sub("", s)
@@ -190,6 +268,10 @@ def normalize_answer(text: str) -> Normalized:
     s = _WHITESPACE_RE.sub(" ", s).strip()
     s = s.rstrip(" .;")
     s = _LEADING_NOISE_RE.sub("", s)
+    s = _PAREN_EXPONENT_RE.sub(r"^{\1}", s)
+    qualifier = _QUALIFIER_RE.search(s)
+    if qualifier and qualifier.start() > 0:
+        s = s[: qualifier.start()].rstrip(" ,")
 
     stripped_text = _TEXT_RE.fullmatch(s)
     text_answer = stripped_text is not None and any(c.isalpha() for c in stripped_text.group(1))
@@ -200,6 +282,9 @@ def normalize_answer(text: str) -> Normalized:
         s = s[: match.start()].rstrip()
         percent = True
     degrees = False
+    if _BARE_CARET_RE.search(s):
+        s = _BARE_CARET_RE.sub("", s)
+        degrees = True
     if _DEGREE_RE.search(s):
         s = _DEGREE_RE.sub("", s)
         degrees = True
@@ -207,8 +292,9 @@ def normalize_answer(text: str) -> Normalized:
     if match and match.start() > 0 and s[: match.start()].rstrip()[-1:].isdigit():
         s = s[: match.start()].rstrip()
         degrees = True
+    unit = None
     if not text_answer:
-        s = _strip_units(s)
+        s, unit = _strip_units(s)
     # unwrap \text{...} and friends (innermost first), keeping their words
     for _ in range(4):
         new = _TEXT_RE.sub(lambda m: m.group(1), s)
@@ -221,17 +307,56 @@ def normalize_answer(text: str) -> Normalized:
     s = _MALFORMED_SQRT_RE.sub(r"\\sqrt{\1}", s)
     s = _SUBSCRIPT_BRACE_RE.sub(r"_\1", s)
     s = _WHITESPACE_RE.sub(" ", s).strip().rstrip(" .;,")
+    ordinal = _ORDINAL_RE.match(s)
+    if ordinal:
+        s = ordinal.group(1)
     if not percent:  # "28 \%" inside text that came out of \text{...}
         match = _PERCENT_RE.search(s)
         if match and match.start() > 0:
             s = s[: match.start()].rstrip()
             percent = True
-    return Normalized(s, percent=percent, degrees=degrees, text_answer=text_answer)
+    return Normalized(s, percent=percent, degrees=degrees, text_answer=text_answer, unit=unit)
 
 
-_CANONICAL_DROP_RE = re.compile(r"[\s{}]|\\(?=[,;!])")
+#: LaTeX tokens: control words, control symbols, whitespace runs, single characters.
+_TOKEN_RE = re.compile(r"\\[a-zA-Z]+|\\.|\s+|.", re.DOTALL)
+#: Tokens that only change spacing (already mostly removed by :func:`normalize_answer`).
+_SPACING_TOKENS = frozenset({"\\,", "\\;", "\\:", "\\!", "\\ "})
 
 
-def canonical_text(text: str) -> str:
-    """A comparison key for answers compared as text: case-folded, without spaces or braces."""
-    return _CANONICAL_DROP_RE.sub("", text).casefold()
+def _latex_units(text: str) -> list[tuple[str, ...]]:
+    """``text`` as a list of units (one token, or a braced group of several), with every brace pair
+    around exactly one unit removed (``x^{2}`` is ``x^2``, ``\\frac{1}{2}`` is ``\\frac12``) and empty
+    groups dropped. Braces around two or more units are kept: they decide the meaning
+    (``2^{n+1}`` is not ``2^{n}+1``, ``\\frac{12}{3}`` is not ``\\frac{1}{23}``)."""
+    stack: list[list[tuple[str, ...]]] = [[]]
+    for match in _TOKEN_RE.finditer(text):
+        token = match.group(0)
+        if token.isspace() or token in _SPACING_TOKENS:
+            continue
+        if token == "{":
+            stack.append([])
+        elif token == "}" and len(stack) > 1:
+            group = stack.pop()
+            if len(group) == 1:
+                stack[-1].append(group[0])
+            elif group:
+                stack[-1].append(("{", *(t for unit in group for t in unit), "}"))
+        else:
+            stack[-1].append((token,))
+    while len(stack) > 1:  # an unclosed group keeps its brace
+        group = stack.pop()
+        stack[-1].append(("{", *(t for unit in group for t in unit)))
+    return stack[0]
+
+
+def canonical_text(text: str, *, fold_case: bool = False) -> str:
+    """A comparison key for answers compared as text: LaTeX tokens without spacing, and without the
+    braces that do not change the meaning (see :func:`_latex_units`). Letter case is kept (``X`` and
+    ``x`` are different variables) unless ``fold_case`` is set, which is for word answers only
+    (``\\text{Yes}`` is ``yes``)."""
+    units = _latex_units(text)
+    if len(units) == 1 and units[0][:1] == ("{",) and units[0][-1:] == ("}",):
+        units = [units[0][1:-1]]  # "{x+1}" is "x+1"
+    key = " ".join(token for unit in units for token in unit)
+    return key.casefold() if fold_case else key

@@ -154,4 +154,13 @@ def numbers_match(gold: PlainNumber, pred: PlainNumber, tolerance: float) -> boo
     exact = pred if gold.is_decimal else gold
     if exact.value.denominator == 1:
         return False  # an integer has a short decimal form; 4.9999999 is not 5
+    if gold.decimal_places and rounds_to(pred.value, gold.value, gold.decimal_places):
+        return True
     return close_enough(gold.value, pred.value, tolerance)
+
+
+def rounds_to(exact: float | Fraction, rounded: Fraction, places: int) -> bool:
+    """A gold written as a decimal with ``places`` places (``30.52``) is the exact value (``1587/52``)
+    rounded to them: the exact value lies within half a unit of its last place."""
+    half_unit = Fraction(1, 2 * 10**places)
+    return abs(Fraction(exact) - rounded) <= half_unit

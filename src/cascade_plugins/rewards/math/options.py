@@ -12,6 +12,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from cascade_plugins.rewards.math.judge import JudgeOptions
+
 __all__ = ["EXTRACTORS", "SAMPLE_OPTION_KEYS", "MathOptions", "OptionsError", "validate_options"]
 
 Extractor = Literal["boxed", "final_answer", "answer_line", "choice", "last_math", "last_number"]
@@ -63,6 +65,8 @@ class MathOptions(BaseModel):
     workers: int | None = Field(default=None, ge=1, le=256)
     #: ``RLIMIT_AS`` of each worker in MiB (``None``: no limit)
     worker_memory_mb: int | None = Field(default=4096, ge=256)
+    #: a judge model asked about every answer the rules reject (``None``: off); see ``judge.py``
+    judge: JudgeOptions | None = None
 
     @field_validator("choices")
     @classmethod

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from cascade_plugins.interfaces import RewardResult, Sample, Verdict
+from cascade_plugins.rewards.math.judge import JudgeCallable, JudgeQuery, ModelJudge
 from cascade_plugins.rewards.math.options import MathOptions, OptionsError, merge_sample_options, validate_options
 from cascade_plugins.rewards.math.verifier import Decision, SymbolicTask, decide_symbolic, gold_text, prepare
 from cascade_plugins.rewards.workerpool import TaskOutcome, WorkerPool
@@ -37,18 +38,34 @@ class MathReward:
     name = "math"
 
     def __init__(self, **options: Any) -> None:
+        judge_function: JudgeCallable | None = None
+        if callable(options.get("judge")):
+            judge_function = options.pop("judge")
         self.options: MathOptions = validate_options(options)
         self.reward_range: tuple[float, float] = self.options.reward_range
         self._pool: WorkerPool | None = None
         self._pool_lock = threading.Lock()
+        self._judge: ModelJudge | None = None
+        if judge_function is not None:
+            self._judge = ModelJudge(self.options.judge, function=judge_function)
+        elif self.options.judge is not None:
+            self._judge = ModelJudge(self.options.judge)
+        #: judge counters: queries asked (cache hits included), verdicts flipped, failed replies, cache hits
+        self.judge_metrics: dict[str, int] = {"asked": 0, "flipped": 0, "failed": 0, "cached": 0}
 
-    # -- pickling: options only; the pool is re-created lazily where the object lands --------------
+    # -- pickling: options (and a callable judge); the pool is re-created lazily where it lands ------
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"options": self.options.model_dump()}
+        state: dict[str, Any] = {"options": self.options.model_dump(exclude_none=True)}
+        if self._judge is not None and self._judge.function is not None:
+            state["judge_function"] = self._judge.function
+        return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(**state["options"])  # type: ignore[misc]
+        options = dict(state["options"])
+        if "judge_function" in state:
+            options["judge"] = state["judge_function"]
+        self.__init__(**options)  # type: ignore[misc]
 
     def __repr__(self) -> str:
         changed = self.options.model_dump(exclude_defaults=True)
@@ -67,7 +84,10 @@ class MathReward:
                 pending.append((index, outcome))
         if pending:
             self._run_symbolic(pending, results)
-        return [r if r is not None else self._result(Decision(Verdict.ERROR, "internal")) for r in results]
+        final = [r if r is not None else self._result(Decision(Verdict.ERROR, "internal")) for r in results]
+        if self._judge is not None:
+            self._ask_judge(samples, final)
+        return final
 
     def close(self) -> None:
         with self._pool_lock:
@@ -119,6 +139,39 @@ class MathReward:
             return tasks
         assert last is not None
         return self._result(last)
+
+    def _ask_judge(self, samples: Sequence[Sample], results: list[RewardResult]) -> None:
+        """Ask the judge model about every answer the rules rejected; a "yes" makes it correct, with
+        ``method`` ``"judge"`` and the rules' own method kept in ``details["judge"]["rules_method"]``."""
+        assert self._judge is not None
+        asked: list[int] = []
+        queries: list[JudgeQuery] = []
+        for index, result in enumerate(results):
+            extracted = result.details.get("extracted")
+            if result.verdict != Verdict.INCORRECT or result.details.get("method") == "choice" or not extracted:
+                continue
+            sample = samples[index]
+            queries.append(JudgeQuery(sample.prompt, str(result.details.get("gold", "")), str(extracted)))
+            asked.append(index)
+        if not queries:
+            return
+        replies = self._judge.ask(queries)
+        self.judge_metrics["asked"] += len(queries)
+        for index, reply in zip(asked, replies, strict=True):
+            result = results[index]
+            record: dict[str, Any] = {"rules_method": result.details.get("method"), "cached": reply.cached}
+            if reply.equal is None:
+                self.judge_metrics["failed"] += 1
+                record["error"] = reply.error
+            else:
+                record["reply"] = "yes" if reply.equal else "no"
+            self.judge_metrics["cached"] += int(reply.cached)
+            result.details["judge"] = record
+            if reply.equal:
+                self.judge_metrics["flipped"] += 1
+                result.reward = self.options.correct_reward
+                result.verdict = Verdict.CORRECT
+                result.details["method"] = "judge"
 
     def _get_pool(self) -> WorkerPool:
         with self._pool_lock:

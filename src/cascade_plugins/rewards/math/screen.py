@@ -27,11 +27,53 @@ _NUMBER = r"(?:\d+(?:\.\d+)?)"
 _POWER_RE = re.compile(rf"({_NUMBER}|\\pi|e|\))\s*\^\s*(\{{|{_NUMBER}|\()")
 _BIG_FACTORIAL_RE = re.compile(r"(\d+)\s*\)?\s*!")
 _BINOM_RE = re.compile(r"\\binom\s*\{\s*(\d+)\s*\}")
-_BIG_OPERATOR_BOUND_RE = re.compile(r"\\(?:sum|prod)\s*_\s*\{[^{}]*\}\s*\^\s*\{?\s*([^{}\s]+)")
+_BIG_OPERATOR_RE = re.compile(r"\\(?:sum|prod)(?![a-zA-Z])")
+_SCRIPT_TOKEN_RE = re.compile(rf"{_NUMBER}|\\[a-zA-Z]+|.", re.DOTALL)
 #: Largest literal upper bound of a written-out sum or product.
 MAX_OPERATOR_BOUND = 1000
 _DIGITS_RE = re.compile(r"\d{400,}")
 _EXP_NOTATION_RE = re.compile(r"[eE]\s*\+?\s*(\d{4,})")
+
+
+def _script(text: str, start: int, mark: str) -> tuple[str, int] | None:
+    """The ``_``/``^`` argument of a big operator at ``start`` (a brace group or one token) and where
+    it ends, or ``None`` when there is none."""
+    i = start
+    while i < len(text) and text[i].isspace():
+        i += 1
+    if i >= len(text) or text[i] != mark:
+        return None
+    i += 1
+    while i < len(text) and text[i].isspace():
+        i += 1
+    if i >= len(text):
+        return None
+    if text[i] == "{":
+        end = _group_end(text, i)
+        return text[i + 1 : end - 1], end
+    match = _SCRIPT_TOKEN_RE.match(text, i)
+    assert match is not None  # "." matches any character
+    return match.group(0), match.end()
+
+
+def _operator_bounds(text: str, start: int) -> list[str]:
+    """The literal bounds of ``\\sum_{k=a}^{b}`` (either order of the scripts) at ``start``."""
+    bounds: list[str] = []
+    position = start
+    for _ in range(2):
+        for mark in "_^":
+            found = _script(text, position, mark)
+            if found is not None:
+                argument, position = found
+                bounds.append(argument.split("=", 1)[1] if mark == "_" and "=" in argument else argument)
+                break
+    return bounds
+
+
+def _too_large(bound: str) -> bool:
+    """A bound whose magnitude is a literal number above :data:`MAX_OPERATOR_BOUND`."""
+    size = _log10_value(bound.strip().lstrip("+-"))
+    return size is not None and size > math.log10(MAX_OPERATOR_BOUND)
 
 
 def _nesting_depth(text: str) -> int:
@@ -68,7 +110,7 @@ def _log10_value(text: str, depth: int = 0) -> float | None:
     ``None`` when it holds something other than numbers, powers and + - * (then sympy keeps it
     symbolic, which is cheap); ``inf`` when it is astronomically large."""
     s = text.strip()
-    while s[:1] in "{(" and _group_end(s, 0) == len(s):
+    while s and s[0] in "{(" and _group_end(s, 0) == len(s):
         s = s[1:-1].strip()
     if depth > 8:
         return math.inf
@@ -151,11 +193,10 @@ def screen_expression(text: str) -> str | None:
     for match in _BINOM_RE.finditer(text):
         if len(match.group(1)) > 6:
             return "binomial coefficient of a huge number"
-    for match in _BIG_OPERATOR_BOUND_RE.finditer(text):
-        bound = match.group(1)
-        size = _log10_value(bound) if bound[:1].isdigit() else None
-        if size is not None and size > math.log10(MAX_OPERATOR_BOUND):
-            return f"a sum or product up to {bound}"
+    for match in _BIG_OPERATOR_RE.finditer(text):
+        for bound in _operator_bounds(text, match.end()):
+            if _too_large(bound):
+                return f"a sum or product with a bound of {bound.strip()}"
     for match in _POWER_RE.finditer(text):
         base_text = match.group(1)
         exponent_start = match.start(2)

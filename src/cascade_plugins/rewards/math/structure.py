@@ -310,7 +310,7 @@ def _parse(s: str, depth: int = 0) -> Node:
                     lhs, first = _split_at(pieces[0], head_marks)
                     items = tuple(_parse(p, depth + 1) for p in [first, *pieces[1:]])
                     return Relation(("=",), (_parse(lhs, depth + 1), Seq("list", items, s)), s)
-            items = tuple(_parse(p, depth + 1) for p in pieces)
+            items = _expand_pm(tuple(_parse(_without_trailing_words(p), depth + 1) for p in pieces))
             return _group_assignments(items, s) or Seq("list", items, s)
 
     # 3. relations
@@ -354,14 +354,25 @@ def _parse(s: str, depth: int = 0) -> Node:
         if len(items) == 2 and (s[0] == "[" or s[-1] == "]") and all(i.strip() for i in items):
             return Interval(s[0] == "[", _parse(items[0], depth + 1), _parse(items[1], depth + 1), s[-1] == "]", s)
         if len(items) >= 2:
-            return Seq("tuple", tuple(_parse(p, depth + 1) for p in items[:MAX_ITEMS]), s)
+            parsed = tuple(_parse(p, depth + 1) for p in items[:MAX_ITEMS])
+            return _tuple_pm_expansion(parsed, s) or Seq("tuple", parsed, s)
         if s[0] == "(" or (s[0] == "[" and "\\begin" in inner):
             return _parse(inner, depth + 1)
     if s.startswith("\\{") and s.endswith("\\}"):
         inner = s[2:-2]
+        builder = _SET_BUILDER_RE.match(inner)
+        if builder and _depth_at(inner, builder.end()) == 0:
+            # {x | -2 < x < 3}: the set is its condition, an inequality over the named variable
+            condition = _parse(inner[builder.end() :], depth + 1)
+            if (
+                isinstance(condition, Interval)
+                and condition.var is not None
+                and canonical_var(condition.var) == canonical_var(builder.group(1))
+            ):
+                return condition
         inner_marks = [m for m in _scan_top_level(inner) if m[1][0] in ",;"]
         items = [p for p in _split_at(inner, inner_marks) if p.strip()]
-        return Seq("set", tuple(_parse(p, depth + 1) for p in items[:MAX_ITEMS]), s)
+        return Seq("set", _expand_pm(tuple(_parse(p, depth + 1) for p in items[:MAX_ITEMS])), s)
     if s.startswith("{") and _matching_close(s, 0) == len(s) - 1:
         return _parse(s[1:-1], depth + 1)
 
@@ -374,6 +385,61 @@ def _parse(s: str, depth: int = 0) -> Node:
         return Matrix(cells, s)
 
     return _leaf(s)
+
+
+_SET_BUILDER_RE = re.compile(r"^\s*([A-Za-z](?:_\{?\w+\}?)?)\s*(?:\||\\mid(?![a-zA-Z])|:)\s*")
+#: ``7 stuffed goats`` in a list: a number followed by a few words (not a unit) is that number
+_NUMBER_WORDS_RE = re.compile(r"^\s*([-+]?\d+(?:\.\d+)?)\s+([A-Za-z]{3,}(?:\s+[A-Za-z]+){0,3})\s*$")
+#: ``Minimum: 1`` or ``Paolo: 18`` in a list: a label before a colon names the value
+_LABELLED_VALUE_RE = re.compile(r"^\s*[A-Za-z][A-Za-z ]{2,30}:\s*(?=\S)")
+
+
+def canonical_var(name: str) -> str:
+    return re.sub(r"[{}\s]", "", name)
+
+
+def _without_trailing_words(piece: str) -> str:
+    """A list item without a label before it or words after its number (``Paolo: 18`` -> ``18``,
+    ``7 stuffed goats`` -> ``7``); a known unit stays (``5 cm`` is not ``5 m``)."""
+    from cascade_plugins.rewards.math.normalize import parse_unit
+
+    piece = _LABELLED_VALUE_RE.sub("", piece, count=1)
+    match = _NUMBER_WORDS_RE.match(piece)
+    if match and parse_unit(match.group(2)) is None and not any(
+        w.lower() in _MATH_WORDS or w.lower() in ("and", "or") for w in match.group(2).split()
+    ):
+        return match.group(1)
+    return piece
+
+
+def _pm_pair(node: Node) -> tuple[Node, Node] | None:
+    """The two readings of an item written with one top-level ``\\pm`` (parsed as a two-item list)."""
+    pm_item = isinstance(node, Seq) and node.kind == "list" and len(node.items) == 2
+    if pm_item and node.src.count("\\pm") == 1 and "," not in node.src:  # type: ignore[union-attr]
+        return node.items[0], node.items[1]  # type: ignore[union-attr]
+    return None
+
+
+def _expand_pm(items: tuple[Node, ...]) -> tuple[Node, ...]:
+    """``\\{1 \\pm \\sqrt{5}, -2\\}`` -> ``\\{1 + \\sqrt{5}, 1 - \\sqrt{5}, -2\\}``."""
+    expanded: list[Node] = []
+    for item in items:
+        pair = _pm_pair(item)
+        expanded.extend(pair if pair else (item,))
+    return tuple(expanded[:MAX_ITEMS])
+
+
+def _tuple_pm_expansion(items: tuple[Node, ...], src: str) -> Seq | None:
+    """``(\\pm\\sqrt{2}, 0, \\pm\\sqrt{2})`` -> the four points, one for each choice of signs."""
+    choices = [_pm_pair(item) or (item,) for item in items]
+    if all(len(c) == 1 for c in choices):
+        return None
+    points: list[tuple[Node, ...]] = [()]
+    for choice in choices:
+        points = [(*point, option) for point in points for option in choice]
+        if len(points) > MAX_ITEMS:
+            return None
+    return Seq("list", tuple(Seq("tuple", p, "(" + ", ".join(i.src for i in p) + ")") for p in points), src)
 
 
 def _group_assignments(items: tuple[Node, ...], src: str) -> Seq | None:

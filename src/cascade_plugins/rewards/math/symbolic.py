@@ -1,9 +1,12 @@
 """Symbolic equality with sympy, guarded by the pre-screen. Runs inside worker processes.
 
 LaTeX leaves are parsed by ``latex2sympy2_extended`` (the ANTLR grammar Math-Verify uses) after our
-own normalization. Equality is decided in cheap-to-expensive order: structural equality, exact
-rational comparison, high-precision numeric evaluation (no free symbols), and for expressions with
-variables a numeric identity test at several fixed points (falling back to ``simplify``).
+own normalization, keeping letter case (``X`` is not ``x``). Equality is decided in cheap-to-expensive
+order: structural equality, exact rational comparison, evaluation to 40 digits (no free symbols: two
+values are equal only when their difference vanishes at that precision, so ``2^{100}+1`` is not
+``2^{100}``), and for expressions with variables an identity test as real functions at 16 fixed points
+of both signs and several magnitudes (``x`` is not ``|x|``, ``\\ln x`` is not ``\\ln|x|``), falling back
+to ``simplify`` over real variables when the points cannot decide.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from typing import Any
 
 import sympy
 
-from cascade_plugins.rewards.math.numbers import close_enough
+from cascade_plugins.rewards.math.numbers import close_enough, rounds_to
 from cascade_plugins.rewards.math.screen import screen_expression
 
 __all__ = [
@@ -34,11 +37,14 @@ __all__ = [
 
 #: Digits used for numeric evaluation.
 PRECISION = 40
-#: Relative difference under which two evaluations count as the same exact value.
+#: Size of an evaluated difference (relative below 1, absolute above) under which two values are the
+#: same: sympy evaluates a difference that is exactly zero as zero, so this only absorbs rounding.
 EXACT_EPS = 1e-30
-#: Relative difference under which two expressions agree at a sample point (identity test).
-IDENTITY_EPS = 1e-20
-IDENTITY_POINTS = 5
+#: Sample points of the identity test.
+IDENTITY_POINTS = 16
+#: Relative size, in double precision, of an imaginary part below which a value counts as real, and of
+#: a difference above which two values differ (closer ones are compared at full precision).
+REAL_EPS = 1e-12
 
 
 class Refused(ValueError):
@@ -54,14 +60,17 @@ def warm_up() -> None:
 @lru_cache(maxsize=1)
 def _parser() -> Any:
     from latex2sympy2_extended import latex2sympy
+    from latex2sympy2_extended.latex2sympy2 import ConversionConfig
     from latex2sympy2_extended.math_normalization import NormalizationConfig
 
     config = NormalizationConfig(
         basic_latex=True, units=False, malformed_operators=True, nits=False, boxed="none", equations=False
     )
+    # letter case is part of a variable's name: X and x are different unknowns
+    conversion = ConversionConfig(lowercase_symbols=False)
 
     def parse(latex: str) -> Any:
-        return latex2sympy(latex, normalization_config=config)
+        return latex2sympy(latex, normalization_config=config, conversion_config=conversion)
 
     return parse
 
@@ -70,6 +79,8 @@ _IMAGINARY = sympy.Symbol("i")
 #: Plain arithmetic with one-letter variables ("2x+3", "(x+1)^2") skips the (slow) LaTeX grammar.
 _PLAIN_EXPRESSION_RE = re.compile(r"^(?!.*[A-Za-z]{2})[0-9A-Za-z+\-*/^(). ]+$")
 _PLAIN_NAMES = {"e": sympy.E, "i": sympy.I}
+#: ``\\Gamma`` written as a letter, not applied as the gamma function
+_BARE_CAPITAL_GAMMA_RE = re.compile(r"\\Gamma(?![a-zA-Z])(?!\s*\()|Γ(?!\s*\()")
 
 
 @lru_cache(maxsize=1)
@@ -87,9 +98,9 @@ def _parse_plain(text: str) -> Any | None:
     from sympy.parsing.sympy_parser import parse_expr
 
     names = dict(_PLAIN_NAMES)
-    names.update({ch: sympy.Symbol(ch) for ch in set(text.lower()) if ch.isalpha() and ch not in names})
+    names.update({ch: sympy.Symbol(ch) for ch in set(text) if ch.isalpha() and ch not in names})
     try:
-        expr = parse_expr(text.lower(), local_dict=names, transformations=_plain_transformations(), evaluate=False)
+        expr = parse_expr(text, local_dict=names, transformations=_plain_transformations(), evaluate=False)
     except Exception:
         return None
     return expr if isinstance(expr, sympy.Expr) else None
@@ -110,6 +121,8 @@ def to_sympy(latex: str) -> Any:
             raise ValueError(f"cannot parse {latex!r}: {exc}") from None
     if isinstance(expr, sympy.Basic) and _IMAGINARY in expr.free_symbols:
         expr = expr.subs(_IMAGINARY, sympy.I)
+    if isinstance(expr, sympy.Basic) and _BARE_CAPITAL_GAMMA_RE.search(latex) and "\\gamma" not in latex:
+        expr = expr.xreplace({sympy.EulerGamma: sympy.Symbol("Gamma")})  # the parser reads both as Euler's γ
     return expr
 
 
@@ -117,34 +130,69 @@ def _has_float(expr: Any) -> bool:
     return isinstance(expr, sympy.Basic) and bool(expr.atoms(sympy.Float))
 
 
-def _numeric(expr: Any) -> complex | None:
+def _exact_decimals(expr: Any) -> Any:
+    """``expr`` with each decimal as the exact number it writes (``0.5x`` is ``x/2``, not a 53-bit float
+    times ``x``); whether a decimal may approximate is decided by the callers' decimal flags."""
+    floats = expr.atoms(sympy.Float)
+    return expr.xreplace({f: sympy.Rational(str(f)) for f in floats}) if floats else expr
+
+
+def _evaluate(expr: Any, digits: int = PRECISION) -> tuple[Any, complex] | None:
+    """``expr`` evaluated to ``digits`` significant digits (sympy's evalf raises its working precision
+    where terms cancel): that sympy number and its double-precision value; ``None`` when it is not a
+    finite number."""
     try:
-        value = sympy.N(expr, PRECISION)
+        value = sympy.N(expr, digits)
+        if not value.is_number:
+            return None
+        approx = complex(value)
     except Exception:
         return None
-    if not value.is_number:
+    if approx != approx or not math.isfinite(abs(approx)):  # nan / inf: a pole or domain trouble here
         return None
+    return value, approx
+
+
+#: Largest magnitude at which :data:`PRECISION` digits keep the absolute error below :data:`EXACT_EPS`.
+_PLAIN_PRECISION_LIMIT = 1e9
+
+
+def _same_value(a: Any, b: Any, value_a: tuple[Any, complex], value_b: tuple[Any, complex]) -> bool:
+    """``a`` and ``b`` (evaluated as ``value_a``, ``value_b``) are the same number: their difference, at
+    enough digits that its rounding error is below ``EXACT_EPS``, is at most ``EXACT_EPS`` relative to
+    the values below 1 and absolute above (``2^{100}+1`` is not ``2^{100}``, ``2^{-100}`` is not
+    ``2^{-99}``)."""
+    magnitude = max(abs(value_a[1]), abs(value_b[1]))
+    if abs(value_a[1] - value_b[1]) > REAL_EPS * magnitude:
+        return False  # apart already in double precision
+    if magnitude > _PLAIN_PRECISION_LIMIT:  # one more digit per power of ten
+        digits = PRECISION + math.ceil(math.log10(magnitude))
+        again_a, again_b = _evaluate(a, digits), _evaluate(b, digits)
+        if again_a is None or again_b is None:
+            return False
+        value_a, value_b = again_a, again_b
     try:
-        return complex(value)
-    except (TypeError, ValueError):
-        return None
+        difference = abs(complex(value_a[0] - value_b[0]))
+    except Exception:
+        return False
+    return math.isfinite(difference) and difference <= EXACT_EPS * min(1.0, magnitude)
 
 
-def _numbers_equal(a: Any, b: Any, tolerance: float, a_decimal: bool, b_decimal: bool) -> bool:
+def _numbers_equal(
+    a: Any, b: Any, tolerance: float, a_decimal: bool, b_decimal: bool, gold_places: int | None = None
+) -> bool:
     """Two closed-form numbers: exact equality, or a decimal within ``tolerance`` of an exact
     non-decimal value (same policy as :func:`numbers.numbers_match`)."""
-    a_decimal = a_decimal or _has_float(a)
-    b_decimal = b_decimal or _has_float(b)
     if isinstance(a, sympy.Rational) and isinstance(b, sympy.Rational) and not (a_decimal or b_decimal):
         return bool(a == b)
     if a.is_finite is False or b.is_finite is False:
         return bool(a == b)
-    va, vb = _numeric(a), _numeric(b)
-    if va is None or vb is None or not all(math.isfinite(abs(v)) for v in (va, vb)):
+    value_a, value_b = _evaluate(a), _evaluate(b)
+    if value_a is None or value_b is None:
         return False  # overflowing values (10000!) are only equal structurally, checked above
-    scale = max(1.0, abs(va), abs(vb))
-    if abs(va - vb) <= EXACT_EPS * scale:
+    if _same_value(a, b, value_a, value_b):
         return True
+    va, vb = value_a[1], value_b[1]
     if a_decimal == b_decimal:
         return False
     exact, exact_value = (b, vb) if a_decimal else (a, va)
@@ -154,43 +202,116 @@ def _numbers_equal(a: Any, b: Any, tolerance: float, a_decimal: bool, b_decimal:
         return False
     if abs(va.imag) > 0 or abs(vb.imag) > 0:
         return close_enough(va.real, vb.real, tolerance) and close_enough(va.imag, vb.imag, tolerance)
+    if gold_places and a_decimal and not b_decimal and isinstance(a, sympy.Rational) and rounds_to(
+        Fraction(vb.real), Fraction(int(a.p), int(a.q)), gold_places
+    ):
+        return True  # a rounded gold (41.494) and the exact value it rounds (17 + 10\sqrt{6})
     return close_enough(Fraction(va.real), Fraction(vb.real), tolerance)
 
 
+#: Magnitude ranges of the sample points (as ``(low, high)`` in thousandths): several scales, so that
+#: piecewise answers (``\\max(x, 3)``, ``\\lfloor x \\rfloor``) are seen on both sides of their breakpoints.
+_SCALES = ((110, 970), (1100, 2900), (3100, 9700), (11000, 97000))
+
+
 def _sample_points(symbols: list[Any]) -> list[dict[Any, Any]]:
+    """Fixed rational points of both signs: the first eight cover every sign pattern of the first three
+    variables (``x`` and ``|x|`` differ only for ``x < 0``), each at several magnitudes."""
     rng = random.Random(1234)  # fixed: the same input always gets the same verdict
-    return [{s: sympy.Rational(rng.randint(1100, 2900), 1000) for s in symbols} for _ in range(IDENTITY_POINTS)]
+    points = []
+    for k in range(IDENTITY_POINTS):
+        low, high = _SCALES[(k // 2 + (k // 8) * 2) % len(_SCALES)]
+        point = {}
+        for j, symbol in enumerate(symbols):
+            negative = (k % 8) >> j & 1 if j < 3 else rng.random() < 0.5
+            value = sympy.Rational(rng.randint(low, high), 1000)
+            point[symbol] = -value if negative else value
+        points.append(point)
+    return points
+
+
+def _agree_at_points(a: Any, b: Any) -> bool | None:
+    """Whether ``a`` and ``b`` are the same real function, judged at the sample points: at every point
+    where one of them is real the other must be real too and equal (so ``\\ln x`` is not ``\\ln|x|``:
+    they differ in where they are defined). ``None`` when fewer than three points could decide."""
+    symbols = sorted(a.free_symbols | b.free_symbols, key=str)
+    checked = 0
+    for point in _sample_points(symbols):
+        at_a, at_b = a.subs(point), b.subs(point)
+        value_a, value_b = _evaluate(at_a), _evaluate(at_b)
+        if value_a is None or value_b is None:
+            continue  # a pole or domain trouble at this point
+        (_, va), (_, vb) = value_a, value_b
+        scale = max(abs(va), abs(vb))
+        real_a, real_b = abs(va.imag) <= REAL_EPS * scale, abs(vb.imag) <= REAL_EPS * scale
+        if real_a != real_b:
+            return False  # defined (real) here for one answer only
+        if _same_value(at_a, at_b, value_a, value_b):
+            checked += 1
+        elif real_a:
+            return False
+        # both non-real and different: outside the real domain of both, no evidence either way
+    return True if checked >= 3 else None
+
+
+def _split_log_products(expr: Any) -> Any:
+    """``\\ln(xy)`` -> ``\\ln x + \\ln y``: the textbook log law for a product with a positive coefficient
+    (an absolute value stays inside its logarithm: ``\\ln|x|`` is never ``\\ln x``)."""
+
+    def splittable(node: Any) -> bool:
+        return (
+            isinstance(node, sympy.log)
+            and isinstance(node.args[0], sympy.Mul)
+            and not node.args[0].as_coeff_Mul()[0].is_negative
+        )
+
+    def split(node: Any) -> Any:
+        base = sympy.log(node.args[1]) if len(node.args) > 1 else sympy.S.One  # log(x*y, 10): base 10
+        return sympy.Add(*(sympy.log(factor) / base for factor in sympy.Mul.make_args(node.args[0])))
+
+    return expr.replace(splittable, split)
+
+
+_OPERATORS = (sympy.Sum, sympy.Product, sympy.Integral, sympy.Limit, sympy.Derivative)
+
+
+def _closed_form(expr: Any) -> Any:
+    """``expr`` with its sums, products, integrals, limits and derivatives carried out where sympy can
+    (``\\sum_{k=1}^{n} k`` -> ``n^2/2 + n/2``): evaluating them numerically at a sample point is slow
+    and, for a sum up to ``n = -0.56``, meaningless."""
+    if not expr.has(*_OPERATORS):
+        return expr
+    return expr.replace(lambda node: isinstance(node, _OPERATORS), lambda node: node.doit())
 
 
 def _identity(a: Any, b: Any) -> bool:
-    """``a == b`` for all values of their variables, by evaluation at fixed points."""
-    difference = a - b
-    symbols = sorted(difference.free_symbols, key=str)
-    checked = 0
-    for point in _sample_points(symbols):
-        try:
-            d = complex(sympy.N(difference.subs(point), 30))
-            scale = max(1.0, abs(complex(sympy.N(a.subs(point), 30))))
-        except (TypeError, ValueError, ZeroDivisionError):
-            continue
-        if d != d or abs(d) == float("inf"):  # nan / inf: domain trouble at this point
-            continue
-        if abs(d) > IDENTITY_EPS * scale:
-            return False
-        checked += 1
-    if checked >= 3:
-        return True
+    """``a == b`` as real functions of their (real) variables: evaluation at fixed points of both signs
+    and several magnitudes; sympy's exact ``simplify`` when the points cannot decide (or an operator
+    such as a sum has no closed form)."""
+    a, b = _closed_form(a), _closed_form(b)
+    verdict = None if a.has(*_OPERATORS) or b.has(*_OPERATORS) else _agree_at_points(a, b)
+    if verdict is False and (a.has(sympy.log) or b.has(sympy.log)):
+        split_a, split_b = _split_log_products(a), _split_log_products(b)
+        if (split_a, split_b) != (a, b):
+            verdict = _agree_at_points(split_a, split_b)
+    if verdict is not None:
+        return verdict
+    reals = {symbol: sympy.Dummy(symbol.name, real=True) for symbol in a.free_symbols | b.free_symbols}
     try:
-        return bool(sympy.simplify(difference) == 0)
+        return bool(sympy.simplify((a - b).xreplace(reals)) == 0)
     except Exception:
         return False
 
 
-def expressions_equal(a: Any, b: Any, tolerance: float, a_decimal: bool = False, b_decimal: bool = False) -> bool:
+def expressions_equal(
+    a: Any, b: Any, tolerance: float, a_decimal: bool = False, b_decimal: bool = False, gold_places: int | None = None
+) -> bool:
     """Equality of two sympy expressions (numbers, expressions with variables, sets)."""
     if isinstance(a, sympy.Basic) and isinstance(b, sympy.Basic):
         if a == b:
             return True
+        a_decimal, b_decimal = a_decimal or _has_float(a), b_decimal or _has_float(b)
+        a, b = _exact_decimals(a), _exact_decimals(b)
         if isinstance(a, sympy.Set) or isinstance(b, sympy.Set):
             return (
                 isinstance(a, sympy.Set)
@@ -200,7 +321,7 @@ def expressions_equal(a: Any, b: Any, tolerance: float, a_decimal: bool = False,
         if not isinstance(a, sympy.Expr) or not isinstance(b, sympy.Expr):
             return False
         if not a.free_symbols and not b.free_symbols:
-            return _numbers_equal(a, b, tolerance, a_decimal, b_decimal)
+            return _numbers_equal(a, b, tolerance, a_decimal, b_decimal, gold_places)
         return _identity(a, b)
     return bool(a == b)
 

@@ -24,8 +24,9 @@ from cascade_plugins.rewards.math.extract import (
     strip_think,
 )
 from cascade_plugins.rewards.math.normalize import Normalized, normalize_answer, strip_math_delimiters
+from cascade_plugins.rewards.math.numbers import parse_plain_number
 from cascade_plugins.rewards.math.options import MathOptions
-from cascade_plugins.rewards.math.structure import Node, parse_structure, scaled
+from cascade_plugins.rewards.math.structure import Node, Sym, parse_structure, scaled
 
 __all__ = ["Decision", "SymbolicTask", "decide_symbolic", "gold_text", "prepare", "verify"]
 
@@ -101,12 +102,29 @@ def _candidates(node: Node, answer: Normalized, options: MathOptions) -> list[No
     return [node, as_fraction] if options.percent_lenient else [as_fraction]
 
 
+_RADIANS_RE = re.compile(r"\\pi(?![a-zA-Z])")
+
+
+def _in_radians(answer: Normalized, other: Normalized) -> list[Node]:
+    """``135^\\circ`` read as ``\\frac{3\\pi}{4}`` when the other answer is an angle in radians (it has
+    ``\\pi`` and no degree sign): the same angle in another unit. Only a plain number of degrees."""
+    if not answer.degrees or other.degrees or not _RADIANS_RE.search(other.text):
+        return []
+    degrees = parse_plain_number(answer.text)
+    if degrees is None or degrees.huge_digits is not None:
+        return []
+    value = degrees.value / 180
+    return [Sym(f"\\frac{{{value.numerator}\\pi}}{{{value.denominator}}}")]
+
+
 def compare_normalized(gold: Normalized, pred: Normalized, options: MathOptions, *, symbolic: bool) -> tuple[bool, str]:
     """Equality of two normalized answers; raises :class:`NeedsSymbolic` when ``symbolic`` is off
     and sympy is needed."""
+    if gold.unit is not None and pred.unit is not None and gold.unit != pred.unit:
+        return False, "unit"  # 5 m is not 5 cm (a unit written on one side only is ignored)
     comparator = Comparator(options, symbolic=symbolic)
-    gold_nodes = _candidates(parse_structure(gold.text), gold, options)
-    pred_nodes = _candidates(parse_structure(pred.text), pred, options)
+    gold_nodes = _candidates(parse_structure(gold.text), gold, options) + _in_radians(gold, pred)
+    pred_nodes = _candidates(parse_structure(pred.text), pred, options) + _in_radians(pred, gold)
     needs_symbolic = False
     for g in gold_nodes:
         for p in pred_nodes:
