@@ -9,6 +9,10 @@ answers that think (``<think>`` followed by work) per stage: the habit each RL s
 
     nice -n 5 .venv/bin/python benchmarks/quickstart_seeds.py --out /tmp/qs_seeds
     .venv/bin/python benchmarks/quickstart_seeds.py --seeds 0 1 --config configs/quickstart_ci.yaml
+    .venv/bin/python benchmarks/quickstart_seeds.py --from /tmp/qs_seeds   # summarise finished runs again
+
+With ``--from DIR`` nothing is trained: the finished runs ``DIR/seed_<s>`` are read as they are
+(wall time from their manifests, CPU time not known).
 
 Not a pass/fail test.
 """
@@ -26,7 +30,7 @@ from collections import Counter
 from pathlib import Path
 
 from cascade_plugins.cascade.loading import load_cascade_config
-from cascade_plugins.cascade.manifest import RunManifest
+from cascade_plugins.cascade.manifest import RunManifest, load_manifest
 from cascade_plugins.cascade.plan import resolve_plan
 from cascade_plugins.cascade.report import build_report, recoveries, write_report
 from cascade_plugins.cascade.sequencer import Sequencer
@@ -42,9 +46,12 @@ def cpu_seconds() -> float:
 
 def thinking_share(checkpoint: str, data_path: str, max_new_tokens: int) -> float:
     """Share of greedy answers on ``data_path``'s prompts that start thinking (work after ``<think>``)."""
+    from transformers.utils import logging
+
     from cascade_plugins.backends.local.policy import load_policy
     from cascade_plugins.backends.local.rollout import generate
 
+    logging.disable_progress_bar()  # one "Loading weights" bar per checkpoint would bury the table
     policy = load_policy(checkpoint)
     rows = [json.loads(line) for line in Path(data_path).read_text(encoding="utf-8").splitlines() if line.strip()]
     out = generate(policy, [policy.encode_prompt(r["prompt"]) for r in rows], max_new_tokens, greedy=True,
@@ -73,11 +80,12 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--out", default="/tmp/quickstart_seeds")
     parser.add_argument("--no-modes", action="store_true", help="skip the thinking-share measurement")
-    parser.add_argument("--reuse", action="store_true", help="keep finished runs already in --out (no new training)")
+    parser.add_argument("--from", dest="from_dir", metavar="DIR",
+                        help="summarise the finished runs DIR/seed_<s> instead of training (nothing is written)")
     args = parser.parse_args()
 
-    root = Path(args.out)
-    if not args.reuse:
+    root = Path(args.from_dir or args.out)
+    if not args.from_dir:
         shutil.rmtree(root, ignore_errors=True)
     scores: dict[tuple[str, str], list[float]] = {}
     deltas: dict[tuple[str, str], list[float]] = {}
@@ -91,10 +99,16 @@ def main() -> None:
     domains: list[str] = []
     for seed in args.seeds:
         run_dir = root / f"seed_{seed}"
-        manifest, wall, cpu = run_seed(Path(args.config), seed, run_dir)  # a finished run returns at once
+        if args.from_dir:
+            manifest = load_manifest(run_dir)
+            if manifest.status != "finished":
+                raise SystemExit(f"{run_dir}: the run is {manifest.status}, not finished")
+            wall, cpu = manifest.updated_at - manifest.created_at, None
+        else:
+            manifest, wall, cpu = run_seed(Path(args.config), seed, run_dir)
+            write_report(run_dir)
+            cpus.append(cpu)
         walls.append(wall)
-        cpus.append(cpu)
-        write_report(run_dir)
         data = build_report(manifest)
         stages, domains = [r.name for r in manifest.stages], data.domains
         anchor = stages[0]
@@ -114,7 +128,7 @@ def main() -> None:
             teacher.setdefault(item.domain, []).append(item.teacher_score)
             if item.recovered is not None:
                 shares.setdefault(item.domain, []).append(item.recovered)
-        line = [f"seed {seed}: {wall:.0f} s wall, {cpu:.0f} s CPU;"]
+        line = [f"seed {seed}: {wall:.0f} s wall" + (f", {cpu:.0f} s CPU;" if cpu is not None else ";")]
         for stage in stages:
             line.append(f"{stage} " + "/".join(f"{data.cells[d][stage].score:.3f}" for d in domains))
         print(" ".join(line), flush=True)
@@ -151,7 +165,8 @@ def main() -> None:
         where = Counter(stage for stage, _ in losses.get(domain, []))
         print(f"Largest one-stage change of {domain}: {mean_sd([v for _, v in losses.get(domain, [])])} ("
               + ", ".join(f"in {stage} on {count} of {len(args.seeds)} seeds" for stage, count in where.items()) + ")")
-    print(f"Wall time per run: {mean_sd(walls, 0)} s; CPU: {mean_sd(cpus, 0)} s (with reward workers)")
+    cpu_text = f"; CPU: {mean_sd(cpus, 0)} s (with reward workers)" if cpus else ""
+    print(f"Wall time per run: {mean_sd(walls, 0)} s{cpu_text}")
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ import pytest
 from cascade_plugins.cascade.loading import load_cascade_config
 from cascade_plugins.cascade.manifest import load_manifest
 from cascade_plugins.cascade.plan import check_with_backend, resolve_plan
+from cascade_plugins.cascade.report import build_report
 from cascade_plugins.cascade.sequencer import write_generated_dataset
 from cascade_plugins.plugins import get_registry
 
@@ -88,7 +89,10 @@ def test_quickstart_ci_runs_end_to_end_with_the_local_backend(quickstart_ci_run:
     assert [e["step"] for e in manifest.registry["math"] if e["stage"] == "math_grpo"] == [10, 20, 30]
     report = (run_dir / "report.md").read_text()
     assert "| domain | sft | math_grpo | code_grpo | mopd |" in report
-    assert "## Forgetting and recovery through MOPD" in report and "reverse KL to the `math` teacher" in report
+    assert "## Forgetting and recovery through MOPD" in report
+    assert "`code` ±0.041 at most (n = 150), `math` ±0.041 at most (n = 150)" in report  # the standard error
+    for column in ("reverse KL to the `math` teacher", "reverse KL to the `code` teacher", "IcePop out-of-band"):
+        assert column in report
     for png in ("report.png", "recovery.png"):
         assert (run_dir / png).read_bytes()[:4] == b"\x89PNG"
 
@@ -106,6 +110,9 @@ def test_quickstart_ci_shows_gains_forgetting_and_recovery(quickstart_ci_run: Pa
     assert score["code_grpo"]["code"] - score["sft"]["code"] >= MARGINS["code_gain"]
     # the later (code) stage costs the earlier domain
     assert score["math_grpo"]["math"] - score["code_grpo"]["math"] >= MARGINS["math_forgetting"]
+    # the report marks both, as the paper's figure does
+    cells = build_report(manifest).cells["math"]
+    assert (cells["code_grpo"].mark, cells["mopd"].mark) == ("forgetting", "recovery")
     # MOPD brings math most of the way back to its teacher and keeps code at its teacher's level
     assert score["mopd"]["math"] - score["code_grpo"]["math"] >= MARGINS["math_recovery"]
     for domain in ("math", "code"):

@@ -552,7 +552,7 @@ def render_recovery_plot(data: ReportData, sizes: dict[str, int], path: Path) ->
     mopd = [r for r in data.stages if r.kind == "mopd" and r.result]
     panels = len(data.domains) + (1 if mopd else 0)
     fig, axes = plt.subplots(1, panels, figsize=(4.2 * panels, 3.8), squeeze=False)
-    teachers = {(r.domain): r for r in recoveries(data)}
+    teachers = {r.domain: r for r in recoveries(data)}
     for ax, domain in zip(axes[0], data.domains, strict=False):
         points = [(n, s) for n in data.main_line if (s := data.cells[domain][n].score) is not None]
         names, ys = [n for n, _ in points], [s for _, s in points]
