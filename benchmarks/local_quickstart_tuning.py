@@ -1,8 +1,9 @@
 """Tune the quickstart cascade on the embedded host: sft -> grpo(math) -> grpo(code) -> mopd.
 
 Runs the four stages through backend ``local`` with the real ``math`` and ``code`` rewards and the
-``mopd`` loss, picks MOPD teachers by validation score (best checkpoint per domain), then scores every
-stage's checkpoint on held-out *test* prompts and prints a table: the SFT baseline is the anchor
+``mopd`` loss, picks MOPD teachers by validation score (the best final checkpoint per domain; the
+cascade's registry also considers mid-stage evaluations), then scores every stage's checkpoint on
+held-out *test* prompts and prints a table: the SFT baseline is the anchor
 each later stage is compared with, in the same run. Wall and CPU seconds per stage are printed too
 (the CPU seconds are what to compare on a shared machine).
 
@@ -35,26 +36,31 @@ MODEL: dict[str, Any] = {
     "num_attention_heads": 4,
     "intermediate_size": 256,
     "max_position_embeddings": 96,
+    "tokenizer": {"type": "char", "words": ["<think>", "</think>"]},
 }
 DATA = {
-    "math": ("arithmetic", {"max_operand": 49, "show_work": True}, 2500),
-    "code": ("string_functions", {}, 3000),
+    "math": ("arithmetic", {"max_operand": 49, "thinking": 0.5}, 2500),
+    "code": ("string_functions", {"thinking": 0.7}, 3000),
 }
-EVAL_ROWS = 200
+EVAL_ROWS = 300
 REWARDS = {"math": RewardSpec("math"), "code": RewardSpec("code", {"require_fence": False})}
 COMMON: dict[str, Any] = {"max_new_tokens": 28, "save_every": 50}
 STAGES: dict[str, dict[str, Any]] = {
     "sft": {
-        "steps": 400,
+        "steps": 600,
         "lr": 5e-3,
         "warmup_steps": 20,
         "lr_schedule": "cosine",
         "batch_size": 64,
-        "domain_weights": {"math": 0.5, "code": 0.5},
+        "domain_weights": {"math": 0.6, "code": 0.4},
     },
-    "grpo_math": {"steps": 40, "lr": 1e-4, "prompts_per_step": 32, "samples_per_prompt": 8, "temperature": 0.6},
-    "grpo_code": {"steps": 40, "lr": 1e-4, "prompts_per_step": 16, "samples_per_prompt": 8, "temperature": 0.6},
-    "mopd": {"steps": 30, "lr": 3e-5, "prompts_per_domain": 32, "warmup_steps": 5},
+    "grpo_math": {
+        "steps": 40, "lr": 1e-4, "prompts_per_step": 32, "samples_per_prompt": 8, "temperature": 0.6, "eval_every": 10,
+    },
+    "grpo_code": {
+        "steps": 40, "lr": 5e-4, "prompts_per_step": 16, "samples_per_prompt": 8, "temperature": 1.0, "eval_every": 10,
+    },
+    "mopd": {"steps": 40, "lr": 1e-4, "prompts_per_domain": 32, "warmup_steps": 5},
 }
 
 

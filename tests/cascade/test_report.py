@@ -8,7 +8,14 @@ from pathlib import Path
 import pytest
 
 from cascade_plugins.cascade.manifest import RunManifest, StageRecord, save_manifest
-from cascade_plugins.cascade.report import build_report, render_markdown, write_report
+from cascade_plugins.cascade.report import (
+    build_report,
+    eval_sizes,
+    recoveries,
+    render_markdown,
+    standard_error,
+    write_report,
+)
 from cascade_plugins.config.schema import RegistryConfig
 
 needs_matplotlib = pytest.mark.skipif(
@@ -84,6 +91,81 @@ def test_unfinished_run_reports_what_exists():
     manifest.stages[-1].status, manifest.stages[-1].result = "pending", None
     text = render_markdown(build_report(manifest))
     assert "| math (↑) | 0.300 † |" in text and text.count("–") >= 2
+
+
+def _cascade_with_mopd() -> RunManifest:
+    """sft -> math_rl -> code_rl (math forgotten) -> mopd (teachers: math_rl, code_rl)."""
+    manifest = RunManifest(config_hash="x", base_dir="/", backend="ledger", status="finished", name="demo", stages=[
+        _record("sft", None, ["math", "code"], {"math": 0.50, "code": 0.20}),
+        _record("math_rl", "sft", ["math"], {"math": 0.85, "code": 0.10}),
+        _record("code_rl", "math_rl", ["code"], {"math": 0.65, "code": 0.46}),
+        _record("mopd", "code_rl", ["math", "code"], {"math": 0.80, "code": 0.45}),
+    ])
+    mopd = manifest.stages[-1]
+    mopd.kind = "mopd"
+    mopd.teachers = {
+        "math": {"stage": "math_rl", "step": 30, "score": 0.875, "checkpoint": {"path": "/ck/m30"}, "rule": "best"},
+        "code": {"stage": "code_rl", "step": 40, "score": 0.46, "checkpoint": {"path": "/ck/c40"}, "rule": "best"},
+    }
+    mopd.result["metrics"] = [
+        {"step": s, "reverse_kl/math": 0.05 / s, "reverse_kl/code": 0.01, "is_oob_fraction": 0.0,
+         "advantage_abs_mean": 0.02} for s in range(1, 41)
+    ]
+    return manifest
+
+
+def test_recovery_is_the_share_of_each_teachers_gain_over_the_first_stage():
+    items = {r.domain: r for r in recoveries(build_report(_cascade_with_mopd()))}
+    math, code = items["math"], items["code"]
+    assert (math.anchor, math.before, math.after, math.teacher) == (0.50, 0.65, 0.80, "math_rl step 30")
+    assert abs(math.recovered - (0.80 - 0.50) / (0.875 - 0.50)) < 1e-12  # 80 %
+    assert abs(code.recovered - 0.25 / 0.26) < 1e-12
+    math.teacher_score = 0.4  # a teacher no better than the anchor: nothing to recover
+    assert math.recovered is None
+
+
+def test_standard_error_and_eval_sizes_come_from_the_run(tmp_path: Path):
+    assert abs(standard_error(0.5, 400) - 0.025) < 1e-12
+    assert standard_error(0.5, None) is None and standard_error(1.5, 10) is None
+    manifest = _cascade_with_mopd()
+    manifest.base_dir = str(tmp_path)
+    manifest.datasets = {"math_val": {"path": "x", "rows": 300}}
+    (tmp_path / "code_val.jsonl").write_text('{"prompt": "a"}\n{"prompt": "b"}\n\n')
+    (tmp_path / "config.yaml").write_text(
+        "eval: {sets: {math: {data: math_val}, code: {data: code_val.jsonl}}}\nhparams: {common: {}}\n"
+    )
+    assert eval_sizes(tmp_path, manifest) == {"math": 300, "code": 2}
+    (tmp_path / "config.yaml").write_text(
+        "eval: {sets: {math: {data: math_val}}}\nhparams: {common: {eval_max_samples: 100}}\n"
+    )
+    assert eval_sizes(tmp_path, manifest) == {"math": 100}
+
+
+@needs_matplotlib
+def test_report_shows_recovery_noise_and_mopd_metrics(tmp_path: Path):
+    (tmp_path / "config.yaml").write_text("eval: {sets: {math: {data: math_val}, code: {data: code_val}}}\n")
+    manifest = _cascade_with_mopd()
+    manifest.datasets = {"math_val": {"rows": 200}, "code_val": {"rows": 200}}
+    save_manifest(tmp_path, manifest)
+    _, _, text = write_report(tmp_path)
+    assert "`code` ±0.035 at most (n = 200), `math` ±0.035 at most (n = 200)" in text
+    # 0.85 -> 0.65 with SE 0.025 and 0.034: 4.7 standard errors
+    assert "- largest loss of `math` in one stage: 0.850 → 0.650 (-0.200, 4.7 SE) in `code_rl`" in text
+    assert (
+        "| mopd | math | 0.500 | 0.875 (math_rl step 30) | +0.375, 8.8 SE | 0.650 | 0.800 (+0.150, 3.4 SE) | **80%** |"
+    ) in text
+    assert "| mopd | code | 0.200 | 0.460 (code_rl step 40) |" in text
+    assert (
+        "| step | reverse KL to the `code` teacher | reverse KL to the `math` teacher | IcePop out-of-band | "
+        "mean abs. advantage |"
+    ) in text
+    table = text.split("MOPD step metrics of `mopd` (every 3 steps)")[1]
+    assert "| 1 | 0.0100 | 0.0500 | 0.0000 | 0.0200 |" in table
+    assert "| 40 | 0.0100 | 0.0013 | 0.0000 | 0.0200 |" in table
+    assert "| 2 |" not in table  # 40 steps thinned to every third, the last kept
+    recovery = tmp_path / "recovery.png"
+    assert recovery.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "![scores after every stage against the MOPD teachers](recovery.png)" in text
 
 
 @needs_matplotlib

@@ -5,7 +5,14 @@ from __future__ import annotations
 import pytest
 
 from cascade_plugins.datasets import plugin as datasets_plugin
-from cascade_plugins.datasets.synthetic import SPLITS, arithmetic, split_of, string_functions, string_transforms
+from cascade_plugins.datasets.synthetic import (
+    SPLITS,
+    arithmetic,
+    column_steps,
+    split_of,
+    string_functions,
+    string_transforms,
+)
 
 
 @pytest.mark.parametrize("factory", [arithmetic, string_functions])
@@ -156,3 +163,70 @@ def test_show_work_answers_end_in_the_boxed_result() -> None:
         assert work.count("=") == 2
     with pytest.raises(ValueError, match="show_work"):
         arithmetic(1, operations="*", show_work=True)
+
+
+@pytest.mark.parametrize(
+    ("factory", "kwargs"), [(arithmetic, {"max_operand": 49}), (string_functions, {})], ids=["math", "code"]
+)
+def test_thinking_mode_rows_share_the_answer_and_split_by_the_asked_share(factory, kwargs) -> None:
+    plain = factory(2000, seed=3, **kwargs)
+    rows = factory(2000, seed=3, thinking=0.3, **kwargs)
+    assert [r["prompt"] for r in rows] == [r["prompt"] for r in plain]
+    thinking = 0
+    for row, bare in zip(rows, plain, strict=True):
+        assert row["answer"].startswith("<think>") and row["answer"].count("</think>") == 1
+        work, answer = row["answer"].removeprefix("<think>").split("</think>")
+        assert answer == bare["answer"]
+        thinking += bool(work)
+    assert abs(thinking / len(rows) - 0.3) < 0.04
+    assert [r["answer"] for r in factory(50, seed=3, thinking=0.3, **kwargs)] == [r["answer"] for r in rows[:50]]
+    assert all("<think></think>" in r["answer"] for r in factory(50, seed=3, thinking=0.0, **kwargs))
+    assert all("<think></think>" not in r["answer"] for r in factory(50, seed=3, thinking=1.0, **kwargs))
+
+
+def test_thinking_work_is_the_columns_for_math_and_the_examples_for_code() -> None:
+    for row in arithmetic(100, seed=0, max_operand=49, thinking=1.0):
+        a, op, b = row["prompt"][:-1].partition("+") if "+" in row["prompt"] else row["prompt"][:-1].partition("-")
+        work = column_steps(int(a), int(b), op).rstrip(",")
+        assert row["answer"] == f"<think>{work}</think>\\boxed{{{row['ground_truth']}}}"
+    for row in string_functions(100, seed=0, thinking=1.0):
+        pairs = [shown.removeprefix("f(").replace(")=", "->") for shown in row["prompt"].split()]
+        assert row["answer"].startswith(f"<think>{','.join(pairs)}</think>f=lambda s:")
+
+
+def test_thinking_answers_score_with_the_real_rewards_only_when_the_think_block_closes() -> None:
+    from cascade_plugins.interfaces import Sample
+    from cascade_plugins.plugins import get_registry
+
+    registry = get_registry()
+    cases = [
+        ("math", {}, arithmetic(8, seed=2, split="test", max_operand=49, thinking=0.5)),
+        ("code", {"require_fence": False}, string_functions(8, seed=2, split="test", thinking=0.5)),
+    ]
+    for name, options, rows in cases:
+        reward = registry.make_reward(name, **options)
+        try:
+            def score(responses, rows=rows, reward=reward):
+                return [
+                    r.reward
+                    for r in reward.score([
+                        Sample(response=text, prompt=row["prompt"], ground_truth=row.get("ground_truth"),
+                               tests=row.get("tests"))
+                        for row, text in zip(rows, responses, strict=True)
+                    ])
+                ]
+
+            assert score([r["answer"] for r in rows]) == [1.0] * len(rows)
+            # cut inside the thinking (what the token budget does to code's long reading-back)
+            assert score([r["answer"].split("</think>")[0] for r in rows]) == [0.0] * len(rows)
+        finally:
+            reward.close()
+
+
+def test_thinking_is_checked() -> None:
+    with pytest.raises(ValueError, match="thinking must be a share"):
+        string_functions(1, thinking=1.5)
+    with pytest.raises(ValueError, match="show_work or thinking"):
+        arithmetic(1, show_work=True, thinking=0.5)
+    with pytest.raises(ValueError, match="two-digit"):
+        arithmetic(1, operations="*", thinking=0.5)

@@ -39,6 +39,33 @@ def test_python_exception_is_re_with_a_clean_traceback(sandbox):
     assert b"worker" not in result.stderr  # the sandbox's own frames are hidden
 
 
+RESIDENT = (
+    "import os, sys\nLOADED_IN = os.getpid()\nSEEN = []\n\n"
+    "def main():\n    SEEN.append(1)\n    print(LOADED_IN != os.getpid(), LOADED_IN, len(SEEN), __name__, sys.argv[1:])\n"
+    "    sys.exit(int(sys.stdin.read() or 0))\n"
+)
+
+
+def test_a_resident_program_loads_once_per_worker_and_runs_main_per_run():
+    with Sandbox(max_workers=1) as box:
+        program = Program("python", RESIDENT, resident=True)
+        first, second = box.run(program, "0", argv=["a"]), box.run(program, "4")
+        assert first.verdict == "OK" and second.verdict == "RE" and second.exit_code == 4
+        forked, loaded_in, seen, name, argv = first.stdout.decode().split(maxsplit=4)
+        assert forked == "True" and seen == "1" and name == "__main__" and argv.strip() == "['a']"
+        assert second.stdout.decode().split()[1:3] == [loaded_in, "1"]  # same load; state not carried over
+        plain = box.run(Program("python", RESIDENT + "main()\n"), "0")  # not resident: loaded by the run
+        assert plain.stdout.decode().split()[0] == "False"
+
+
+def test_a_resident_program_that_does_not_load_runs_as_a_file(sandbox):
+    broken = Program("python", "raise SystemExit('cannot load')\n", resident=True)
+    result = sandbox.run(broken)
+    assert result.verdict == "RE" and b"cannot load" in result.stderr
+    no_main = sandbox.run(Program("python", "print('top level only')\n", resident=True))
+    assert no_main.verdict == "OK" and no_main.stdout == b"top level only\n"
+
+
 def test_cpp_compiles_once_and_runs_per_input(sandbox):
     program = sandbox.prepare(CPP_SUM, "cpp")
     assert program.compile_result is not None and program.compile_result.verdict == "OK"

@@ -20,7 +20,8 @@ __all__ = ["report"]
               help="Score change below which nothing is marked as forgetting or recovery.")
 def report(run_dir: str, output: str | None, tolerance: float) -> None:
     """Write RUN_DIR/report.md (every domain's validation score after every stage, forgetting and
-    recovery marked) and report.png (the scores through the cascade), and print the Markdown."""
+    recovery marked), report.png (the scores and training curves through the cascade) and, when
+    scores exist, recovery.png (each domain against its MOPD teachers), and print the Markdown."""
     try:
         md, png, text = write_report(run_dir, output, tolerance)
     except ManifestError as exc:

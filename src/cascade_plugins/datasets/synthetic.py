@@ -11,6 +11,15 @@ Two domains that share no skill, so that training one can make the other forget:
 Every factory takes ``n``, ``seed`` and ``split`` (``train``, ``validation`` or ``test``) and returns
 rows with ``prompt``, ``domain``, ``answer`` (the SFT target) and ``ground_truth`` or ``tests``. The
 splits never share a problem: each problem is assigned to a split by a stable hash of its prompt.
+
+``thinking=p`` writes answers in the two modes of the Nemotron-Cascade 2 chat template: a share
+``p`` of the rows (chosen by a hash of seed and prompt) in thinking mode, ``<think>work</think>answer``,
+the others in non-thinking mode, ``<think></think>answer``. Both rewards read only what follows
+``</think>`` (an unclosed ``<think>`` is no answer). The work is what helps in each domain: the
+columns for ``arithmetic`` (a tiny model adds far better with them than in its head), the examples
+read back for ``string_functions`` (which adds nothing and, at about 20 tokens, leaves no room for
+the program within the quickstart's 28-token budget). So the mode that pays differs by domain: a
+habit that RL on one domain strengthens and that costs the other.
 """
 
 from __future__ import annotations
@@ -24,12 +33,15 @@ from typing import Any, Literal
 
 __all__ = [
     "SPLITS",
+    "THINK_CLOSE",
+    "THINK_OPEN",
     "StringTransform",
     "arithmetic",
     "column_steps",
     "split_of",
     "string_functions",
     "string_transforms",
+    "with_mode",
 ]
 
 Split = Literal["train", "validation", "test"]
@@ -37,6 +49,21 @@ SPLITS: tuple[Split, ...] = ("train", "validation", "test")
 
 #: share of the problem space per split, in tenths (train 8/10, validation 1/10, test 1/10)
 _SPLIT_BUCKETS: dict[Split, range] = {"train": range(2, 10), "validation": range(1, 2), "test": range(0, 1)}
+
+
+THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
+
+
+def with_mode(answer: str, work: str, key: str, thinking: float) -> str:
+    """``answer`` in thinking mode (``<think>work</think>answer``) for a share ``thinking`` of the
+    keys, else in non-thinking mode (``<think></think>answer``); the draw is a stable hash of ``key``."""
+    draw = int.from_bytes(hashlib.sha256(f"mode:{key}".encode()).digest()[:8], "big") / 2**64
+    return f"{THINK_OPEN}{work if draw < thinking else ''}{THINK_CLOSE}{answer}"
+
+
+def _check_thinking(thinking: float | None) -> None:
+    if thinking is not None and not 0.0 <= thinking <= 1.0:
+        raise ValueError(f"thinking must be a share in [0, 1] (or null for no mode tags), got {thinking!r}")
 
 
 def split_of(key: str) -> Split:
@@ -99,18 +126,24 @@ def arithmetic(
     max_operand: int = 99,
     operations: str = "+-",
     show_work: bool = False,
+    thinking: float | None = None,
 ) -> list[dict[str, Any]]:
     """``a+b=`` / ``a-b=`` problems on non-negative operands up to ``max_operand`` (``a >= b`` for
     subtraction, so answers are never negative), answered ``\\boxed{result}``; with ``show_work``
     the answer first works the two columns out (:func:`column_steps`), a short chain of thought
-    that a tiny model learns far faster than the carry in its head."""
+    that a tiny model learns far faster than the carry in its head. With ``thinking`` (a share of
+    rows, see the module docstring) the columns go inside ``<think>...</think>`` for that share and
+    the others answer at once."""
     _check_args(n, split)
+    _check_thinking(thinking)
+    if thinking is not None and show_work:
+        raise ValueError("give show_work or thinking, not both (thinking puts the columns inside <think>)")
     if max_operand < 1:
         raise ValueError(f"max_operand must be >= 1, got {max_operand}")
     if not operations or set(operations) - set("+-*"):
         raise ValueError(f"operations must be a non-empty string of '+', '-', '*', got {operations!r}")
-    if show_work and ("*" in operations or max_operand > 99):
-        raise ValueError("show_work writes out two-digit '+' and '-' only (max_operand <= 99, no '*')")
+    if (show_work or thinking is not None) and ("*" in operations or max_operand > 99):
+        raise ValueError("show_work and thinking write out two-digit '+' and '-' only (max_operand <= 99, no '*')")
 
     def draw(rng: random.Random) -> dict[str, Any]:
         op = rng.choice(operations)
@@ -118,13 +151,12 @@ def arithmetic(
         if op == "-" and a < b:
             a, b = b, a
         result = a + b if op == "+" else a - b if op == "-" else a * b
+        prompt = f"{a}{op}{b}="
         work = column_steps(a, b, op) if show_work else ""
-        return {
-            "prompt": f"{a}{op}{b}=",
-            "domain": "math",
-            "answer": f"{work}\\boxed{{{result}}}",
-            "ground_truth": str(result),
-        }
+        answer = f"{work}\\boxed{{{result}}}"
+        if thinking is not None:
+            answer = with_mode(answer, column_steps(a, b, op).rstrip(","), f"{seed}:{prompt}", thinking)
+        return {"prompt": prompt, "domain": "math", "answer": answer, "ground_truth": str(result)}
 
     pairs = (max_operand + 1) ** 2
     space = sum(pairs if op != "-" else (pairs + max_operand + 1) // 2 for op in set(operations))
@@ -177,10 +209,14 @@ def string_functions(
     min_length: int = 3,
     max_length: int = 5,
     alphabet: str = "abcdefgh",
+    thinking: float | None = None,
 ) -> list[dict[str, Any]]:
     """Infer a string transformation from ``shown_examples`` input/output pairs and write it as
-    ``f=lambda s:...``; ``tests`` are asserts on the shown and ``hidden_tests`` unseen inputs."""
+    ``f=lambda s:...``; ``tests`` are asserts on the shown and ``hidden_tests`` unseen inputs.
+    With ``thinking`` (a share of rows, see the module docstring) that share first reads the
+    examples back inside ``<think>...</think>`` (``abc->cba,hgde->edgh``)."""
     _check_args(n, split)
+    _check_thinking(thinking)
     if shown_examples < 1 or hidden_tests < 0:
         raise ValueError("shown_examples must be >= 1 and hidden_tests >= 0")
     if not 1 <= min_length <= max_length:
@@ -197,10 +233,14 @@ def string_functions(
             if word not in inputs:
                 inputs.append(word)
         shown = " ".join(f"f({s})={transform.apply(s)}" for s in inputs[:shown_examples])
+        answer = f"f=lambda s:{transform.body}"
+        if thinking is not None:
+            work = ",".join(f"{s}->{transform.apply(s)}" for s in inputs[:shown_examples])
+            answer = with_mode(answer, work, f"{seed}:{shown} ", thinking)
         return {
             "prompt": f"{shown} ",
             "domain": "code",
-            "answer": f"f=lambda s:{transform.body}",
+            "answer": answer,
             "tests": [f"assert f({s!r}) == {transform.apply(s)!r}" for s in inputs],
         }
 

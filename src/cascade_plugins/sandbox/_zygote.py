@@ -39,6 +39,10 @@ _READ_CHUNK = 65536
 # ---------------------------------------------------------------------------------------------
 
 
+#: messages whose blobs add up to at most this are sent in one piece
+_JOIN_BYTES = 1 << 20
+
+
 def _recv_exact(sock: socket.socket, size: int) -> bytes:
     chunks: list[bytes] = []
     remaining = size
@@ -59,9 +63,11 @@ def send_message(
     prefix = _HEADER.pack(len(payload))
     if fds:
         socket.send_fds(sock, [prefix], list(fds))
-    else:
-        sock.sendall(prefix)
-    sock.sendall(payload)
+        prefix = b""
+    if sum(map(len, blobs)) <= _JOIN_BYTES:  # one system call (each wakes the peer) for most messages
+        sock.sendall(b"".join([prefix, payload, *blobs]))
+        return
+    sock.sendall(prefix + payload)
     for blob in blobs:
         if blob:
             sock.sendall(blob)
@@ -101,7 +107,9 @@ _RLIMITS = {
 }
 
 
-def _run_python(path: str, argv: list[str], workdir: str) -> int:
+def _run_python(path: str, argv: list[str], workdir: str, resident: dict[str, Any] | None = None) -> int:
+    """Run ``path`` as ``__main__``; with ``resident`` (the module's namespace, its top level run
+    once in the worker) call its ``main()`` instead."""
     import builtins
     import traceback
     import types
@@ -119,9 +127,14 @@ def _run_python(path: str, argv: list[str], workdir: str) -> int:
     sys.path.insert(0, workdir)  # like a script's directory (the worker runs with -P)
     code = 0
     try:
-        with open(path, encoding="utf-8") as handle:
-            source = handle.read()
-        exec(compile(source, path, "exec"), main.__dict__)
+        if resident is not None:
+            resident.update(__name__="__main__", __file__=path)  # our copy of the worker's
+            main.__dict__.update(resident)
+            resident["main"]()
+        else:
+            with open(path, encoding="utf-8") as handle:
+                source = handle.read()
+            exec(compile(source, path, "exec"), main.__dict__)
     except SystemExit as exc:
         if exc.code is None:
             code = 0
@@ -180,7 +193,9 @@ def _drop_capabilities() -> None:
     _libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)  # setuid binaries cannot give anything back
 
 
-def _child(job: dict[str, Any], stdio: tuple[int, int, int], workdir: str) -> None:
+def _child(
+    job: dict[str, Any], stdio: tuple[int, int, int], workdir: str, resident: dict[str, Any] | None = None
+) -> None:
     """Runs in the forked child; never returns."""
     try:
         os.setsid()
@@ -201,13 +216,16 @@ def _child(job: dict[str, Any], stdio: tuple[int, int, int], workdir: str) -> No
         for name, (soft, hard) in job["rlimits"].items():
             resource.setrlimit(_RLIMITS[name], (soft, hard))
         _drop_capabilities()
-        env = dict(job["env"], HOME=workdir, TMPDIR=workdir)
+        # The writable directories (each wiped after the job), for programs that clean up after
+        # processes of their own
+        scratch = ":".join(job.get("scratch") or [workdir])
+        env = dict(job["env"], HOME=workdir, TMPDIR=workdir, CASCADE_SANDBOX_SCRATCH=scratch)
         os.environ.clear()
         os.environ.update(env)
         if job["mode"] == "exec":
             argv = job["argv"]
             os.execve(argv[0], argv, env)
-        os._exit(_run_python(os.path.join(workdir, job["main"]), job["argv"], workdir))
+        os._exit(_run_python(os.path.join(workdir, job["main"]), job["argv"], workdir, resident))
     except BaseException as exc:
         with contextlib.suppress(BaseException):
             os.write(2, f"sandbox: could not start the program: {exc!r}\n".encode())
@@ -249,8 +267,12 @@ def _memory_kb(pid: int) -> int:
 
 
 _PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
+#: resident programs a worker keeps loaded (more is a sign of programs made per job: start over)
+_MAX_RESIDENTS = 8
 #: seconds between two measurements of the job's total memory (where no memory cgroup does it)
 _MEMORY_POLL_S = 0.02
+#: seconds between two counts of the job's processes (where no pids cgroup caps them)
+_PIDS_POLL_S = 0.01
 
 
 def _count_processes() -> int:
@@ -281,6 +303,14 @@ def _descendants(root: int) -> list[int]:
 
 def _remove_tree(path: str) -> None:
     """``rm -rf`` that also gets through directories a job made unreadable (chmod 000)."""
+    with contextlib.suppress(OSError):  # the common case: a folder of plain files
+        with os.scandir(path) as entries:
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=False):
+                    raise IsADirectoryError(entry.path)
+                os.unlink(entry.path)
+        os.rmdir(path)
+        return
     shutil.rmtree(path, ignore_errors=True)
     if not os.path.lexists(path) or os.path.islink(path):
         return
@@ -304,6 +334,11 @@ class Zygote:
         self.counter = 0
         #: the unprivileged uid jobs run as (a root host without namespaces), else None
         self.run_as = run_as
+        #: top-level namespaces of resident programs, by a hash of their source
+        self.residents: dict[bytes, dict[str, Any] | None] = {}
+        #: one selector for every job (the host's socket stays registered)
+        self.selector = selectors.DefaultSelector()
+        self.selector.register(sock, selectors.EVENT_READ)
 
     def job_processes(self) -> int:
         """Processes the current job runs: everything in our PID namespace but us, or else our
@@ -376,14 +411,45 @@ class Zygote:
                 return True
         for kind in ("shm", "sem", "msg"):
             try:
-                with open(f"/proc/sysvipc/{kind}") as handle:
-                    if len(handle.read().splitlines()) > 1:
-                        return True
+                fd = os.open(f"/proc/sysvipc/{kind}", os.O_RDONLY)
             except OSError:
                 continue
+            try:
+                if os.read(fd, 1 << 16).count(b"\n") > 1:  # more than the header line
+                    return True
+            except OSError:
+                continue
+            finally:
+                os.close(fd)
         return False
 
     # -- one job --------------------------------------------------------------------------
+
+    def resident(self, source: bytes) -> dict[str, Any] | None:
+        """The namespace of a resident program, its top level run here once (only definitions
+        and imports: every job forks from us); ``None`` if that fails, and then each job runs
+        the file itself, so the program's own traceback says why."""
+        import hashlib
+
+        key = hashlib.sha256(source).digest()
+        if key not in self.residents:
+            if len(self.residents) >= _MAX_RESIDENTS:
+                self.residents.clear()
+            namespace: dict[str, Any] | None = {"__name__": "__resident__", "__builtins__": __builtins__}
+            import io
+
+            try:  # what the top level prints is not any job's output
+                with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+                    exec(compile(source, "main.py", "exec"), namespace)
+                if not callable(namespace.get("main")):
+                    namespace = None
+            except BaseException:
+                namespace = None
+            self.residents[key] = namespace
+            import gc
+
+            gc.freeze()  # what we just made is shared with every job too
+        return self.residents[key]
 
     def run_job(self, job: dict[str, Any], blobs: list[bytes], fds: list[int]) -> None:
         self.counter += 1
@@ -426,10 +492,15 @@ class Zygote:
         stderr_reader, child_stderr = os.pipe()
         to_close.append(child_stderr)
 
+        job = dict(job, scratch=self.wipe)
+        resident = None
+        if job["mode"] == "resident":
+            index = next(index for name, index, _mode in job["files"] if name == job["main"])
+            resident = self.resident(blobs[index])
         started = time.monotonic()
         pid = os.fork()
         if pid == 0:
-            _child(job, (child_stdin, child_stdout, child_stderr), workdir)
+            _child(job, (child_stdin, child_stdout, child_stderr), workdir, resident)
         for fd in to_close:
             os.close(fd)
         outcome = self.supervise(job, pid, started, stdin_writer, stdin_data, stdout_reader, stderr_reader)
@@ -470,7 +541,11 @@ class Zygote:
         watch_pids = job.get("watch_pids")
         memory_cap_kb = job.get("memory_backstop_kb")
         next_memory_check = started + _MEMORY_POLL_S
-        selector = selectors.DefaultSelector()
+        next_pids_check = started + _PIDS_POLL_S
+        selector = self.selector
+        for key in list(selector.get_map().values()):  # left over if the last job failed midway
+            if key.fileobj is not self.sock:
+                selector.unregister(key.fileobj)
         buffers: dict[int, bytearray] = {}
         for fd in (stdout_reader, stderr_reader):
             if fd is not None:
@@ -490,7 +565,6 @@ class Zygote:
             selector.register(pidfd, selectors.EVENT_READ)
         except (AttributeError, OSError):
             pidfd = None
-        selector.register(self.sock, selectors.EVENT_READ)
 
         reason = ""
         total_output = 0
@@ -513,8 +587,10 @@ class Zygote:
                     break
                 next_memory_check = now + _MEMORY_POLL_S
             timeout = min(deadline, next_cpu_check) - now
-            if pidfd is None or watch_pids:
+            if pidfd is None:
                 timeout = min(timeout, 0.01)
+            if watch_pids:
+                timeout = min(timeout, max(0.0, next_pids_check - now))
             if memory_cap_kb:
                 timeout = min(timeout, max(0.0, next_memory_check - now))
             for key, _events in selector.select(timeout):
@@ -557,9 +633,11 @@ class Zygote:
                     reason = "output"
             if reason:
                 break
-            if watch_pids and self.job_processes() > watch_pids:
-                reason = "processes"
-                break
+            if watch_pids and now >= next_pids_check:
+                if self.job_processes() > watch_pids:
+                    reason = "processes"
+                    break
+                next_pids_check = now + _PIDS_POLL_S
             waited, wstatus, usage = os.wait4(pid, os.WNOHANG)
             if waited == pid:
                 status, rusage = wstatus, usage
@@ -586,7 +664,9 @@ class Zygote:
                 buffer += chunk[: max(room, 0)]
         if total_output > output_cap and not reason:
             reason = "output"
-        selector.close()
+        for key in list(selector.get_map().values()):
+            if key.fileobj is not self.sock:
+                selector.unregister(key.fileobj)
         for fd in [*buffers, stdin_writer, pidfd]:
             if fd is not None:
                 with contextlib.suppress(OSError):

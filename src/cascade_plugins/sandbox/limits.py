@@ -163,6 +163,10 @@ class Program:
     binary: bytes | None = None
     #: the compiler's result (C++ only); verdict ``CE`` when compilation failed
     compile_result: ExecResult | None = None
+    #: Python only: a program run many times, whose top level only defines (functions, classes,
+    #: imports) and whose ``main()`` does the work. Each worker runs the top level once and every
+    #: run calls ``main()`` in a fresh fork of it, which saves loading the program each time.
+    resident: bool = False
 
     @property
     def compile_failed(self) -> bool:

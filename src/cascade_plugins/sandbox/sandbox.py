@@ -220,7 +220,7 @@ class Sandbox:
         all_files = {**program.extra_files, **{_check_file_name(k): _as_bytes(v) for k, v in files.items()}}
         if program.language == "python":
             all_files[_PY_MAIN] = program.source.encode()
-            return "python", list(argv), all_files
+            return "resident" if program.resident else "python", list(argv), all_files
         if program.binary is None:
             raise ValueError("C++ program has no binary: build it with Sandbox.prepare")
         all_files[_BINARY] = program.binary

@@ -5,6 +5,7 @@ from __future__ import annotations
 import string
 from pathlib import Path
 
+import pytest
 import torch
 
 from cascade_plugins.backends.local.config import ModelConfig
@@ -34,6 +35,30 @@ def test_char_tokenizer_maps_unknown_characters_to_unk() -> None:
     tokenizer = build_char_tokenizer("ab")
     ids = tokenizer("abz", add_special_tokens=False).input_ids
     assert ids[2] == tokenizer.unk_token_id
+
+
+def test_tokenizer_words_are_one_token_each_and_survive_a_checkpoint(tmp_path: Path) -> None:
+    config = ModelConfig(
+        hidden_size=16, num_attention_heads=2, intermediate_size=32, tokenizer={"words": ["<think>", "</think>"]}
+    )
+    policy = build_policy(config, seed=0)
+    text = "<think>7+8=15</think>\\boxed{15} <thin> </think"
+    ids = policy.tokenizer(text, add_special_tokens=False).input_ids
+    think, end = policy.tokenizer.convert_tokens_to_ids(["<think>", "</think>"])
+    assert ids[0] == think and ids.count(end) == 1  # the broken tags stay characters
+    assert len(ids) == len(text) - len("<think>") - len("</think>") + 2
+    assert policy.model.config.vocab_size == len(policy.tokenizer)
+    save_policy(policy, tmp_path / "ckpt")
+    loaded = load_policy(tmp_path / "ckpt")
+    assert loaded.tokenizer(text, add_special_tokens=False).input_ids == ids
+    assert loaded.decode(ids) == text  # not special tokens: decoding keeps them for the rewards
+
+
+def test_tokenizer_words_are_checked() -> None:
+    with pytest.raises(ValueError, match="tokenizer words"):
+        build_char_tokenizer(words=["x"])
+    with pytest.raises(ValueError, match="tokenizer words"):
+        build_char_tokenizer(words=["</s>"])
 
 
 def test_saved_tokenizer_round_trips_after_loading(tmp_path: Path) -> None:

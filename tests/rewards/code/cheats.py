@@ -302,8 +302,11 @@ PYTHON_CHEATS: dict[str, str] = {
     "kills the process that runs the tests": "import os, signal\nos.kill(os.getppid(), signal.SIGKILL)\n"
     "\ndef add(a, b):\n    return 0\n",
     "kills every process it can signal": "import os, signal\n\ndef add(a, b):\n    os.kill(-1, signal.SIGKILL)\n",
-    "stops the process that runs the tests": "import os, signal\nos.kill(os.getppid(), signal.SIGSTOP)\n"
-    "\ndef add(a, b):\n    return 0\n",
+    "stops the process that runs the tests": (
+        "import os, signal\nfor pid in os.listdir('/proc'):\n    if pid.isdigit() and int(pid) != os.getpid():\n"
+        "        try:\n            os.kill(int(pid), signal.SIGSTOP)\n        except OSError:\n            pass\n"
+        "\ndef add(a, b):\n    return 0\n"
+    ),
     "ignores timer signals and loops": (
         "import signal\nfor s in (signal.SIGPROF, signal.SIGALRM, signal.SIGVTALRM, signal.SIGUSR1, signal.SIGUSR2):\n"
         "    signal.signal(s, signal.SIG_IGN)\n\ndef add(a, b):\n    while True:\n        pass\n"

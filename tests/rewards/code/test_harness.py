@@ -116,8 +116,15 @@ def test_assert_and_humaneval_specs():
 
 
 def test_the_job_budget_covers_every_test_and_the_load():
-    limits = harness_limits(2.0, 5, memory_mb=256, output_bytes=4096)
+    limits = harness_limits(2.0, [5], memory_mb=256, output_bytes=4096)
     assert limits.cpu_time_s >= 2.0 * 5 + 2.0 and limits.memory_mb == 256 and limits.output_bytes == 4096
+
+
+def test_a_batch_budget_covers_every_suite():
+    one, batch = harness_limits(2.0, [5], 256, 4096), harness_limits(2.0, [5, 1, 3], 256, 4096)
+    assert batch.cpu_time_s == pytest.approx(one.cpu_time_s + harness_limits(2.0, [1], 256, 4096).cpu_time_s
+                                             + harness_limits(2.0, [3], 256, 4096).cpu_time_s)  # fmt: skip
+    assert batch.output_bytes == 3 * 4096 and batch.memory_mb == 256
 
 
 def test_records_need_the_token():

@@ -41,6 +41,9 @@ class TokenizerConfig(_Strict):
     type: Literal["char"] = "char"
     #: characters in the vocabulary; ``None`` = printable ASCII (space to ``~``) plus tab and newline.
     alphabet: str | None = None
+    #: whole strings that are one token each besides the characters, e.g. ``["<think>", "</think>"]``
+    #: (the thinking-mode tags the ``math`` and ``code`` rewards strip)
+    words: list[str] = Field(default_factory=list)
 
 
 class ModelConfig(_Strict):

@@ -76,7 +76,7 @@ class Policy:
 
 def build_policy(config: ModelConfig, seed: int) -> Policy:
     """A freshly initialised tiny ``LlamaForCausalLM`` (weights from ``seed``) and a local tokenizer."""
-    tokenizer = build_char_tokenizer(config.tokenizer.alphabet)
+    tokenizer = build_char_tokenizer(config.tokenizer.alphabet, config.tokenizer.words)
     model_config = LlamaConfig(
         vocab_size=len(tokenizer),
         hidden_size=config.hidden_size,

@@ -9,7 +9,9 @@ in front (``add_special_tokens=True``, the default), padding is on the left (for
 
 from __future__ import annotations
 
-from tokenizers import Tokenizer, decoders
+from collections.abc import Sequence
+
+from tokenizers import AddedToken, Tokenizer, decoders
 from tokenizers.models import BPE
 from tokenizers.processors import TemplateProcessing
 from transformers import PreTrainedTokenizerFast
@@ -28,20 +30,28 @@ CHAT_TEMPLATE = (
 )
 
 
-def build_char_tokenizer(alphabet: str | None = None) -> PreTrainedTokenizerFast:
+def build_char_tokenizer(alphabet: str | None = None, words: Sequence[str] = ()) -> PreTrainedTokenizerFast:
     """One token per character of ``alphabet`` (a BPE model with no merges), so any text made of
-    those characters round-trips exactly; other characters map to ``<unk>``."""
+    those characters round-trips exactly; other characters map to ``<unk>``. Each of ``words``
+    (e.g. ``<think>``, ``</think>``) is one more token, matched wherever it occurs in a text and
+    decoded like any other text (it is not a special token)."""
     chars = list(dict.fromkeys(alphabet if alphabet is not None else DEFAULT_ALPHABET))
     if not chars:
         raise ValueError("tokenizer alphabet is empty")
     clash = set(chars) & set(SPECIAL_TOKENS)
     if clash:
         raise ValueError(f"tokenizer alphabet contains special tokens {sorted(clash)}")
+    whole = list(dict.fromkeys(words))
+    bad = [w for w in whole if len(w) < 2 or w in SPECIAL_TOKENS]
+    if bad:
+        raise ValueError(f"tokenizer words must be strings of 2+ characters other than the special tokens, got {bad}")
     vocab = {token: i for i, token in enumerate([*SPECIAL_TOKENS, *chars])}
     # No pre-tokenizer and no merges: BPE splits the whole text into single characters, spaces and
     # newlines included; the Fuse decoder joins them back without inserting separators.
     core = Tokenizer(BPE(vocab=vocab, merges=[], unk_token="<unk>"))
     core.decoder = decoders.Fuse()
+    if whole:
+        core.add_tokens([AddedToken(w, special=False, normalized=False) for w in whole])
     pad, bos, eos, unk = SPECIAL_TOKENS
     # in tokenizer.json, so every transformers version that reads it adds <s> the same way
     core.post_processor = TemplateProcessing(

@@ -44,6 +44,9 @@ class CodeOptions(BaseModel):
     isolation: Literal["auto", "required", "none"] = "auto"
     #: sandbox worker processes (``None``: the number of CPUs)
     max_workers: int | None = Field(default=None, ge=1, le=1024)
+    #: most call/assert/HumanEval suites one sandbox job runs, each against a fresh process of
+    #: the solution (``None``: about two jobs per worker per batch, at most 16; ``1``: a job each)
+    suites_per_job: int | None = Field(default=None, ge=1, le=256)
     #: reward when every test passes, and for everything else (binary mode)
     correct_reward: float = 1.0
     incorrect_reward: float = 0.0

@@ -506,6 +506,284 @@ def _become_contestant(sock: socket.socket) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
+# The nursery: a fresh contestant for every suite, and a clean sandbox after it
+# ---------------------------------------------------------------------------------------------
+
+#: the sandbox's writable directories, ``:``-separated (set by the sandbox worker)
+_SCRATCH_ENV = "CASCADE_SANDBOX_SCRATCH"
+#: seconds the referee waits for the nursery to answer
+_NURSERY_TIMEOUT_S = 5.0
+_PR_SET_CHILD_SUBREAPER = 36
+
+
+def _descendants(root: int) -> list[int]:
+    parents: dict[int, int] = {}
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                stat = _read(f"/proc/{name}/stat")
+                parents[int(name)] = int(stat[stat.rindex(b")") + 2 :].split()[1])
+    found, frontier = [], [root]
+    while frontier:
+        parent = frontier.pop()
+        children = [pid for pid, ppid in parents.items() if ppid == parent]
+        found += children
+        frontier += children
+    return found
+
+
+def _read(path: str) -> bytes:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        return os.read(fd, 1 << 16)
+    finally:
+        os.close(fd)
+
+
+def _ipc_objects() -> tuple[Any, ...]:
+    """The POSIX queues and System V objects that exist (they outlive the processes that made them)."""
+    state: list[Any] = []
+    try:
+        state.append(sorted(os.listdir("/dev/mqueue")))
+    except OSError:
+        state.append(None)
+    for kind in ("shm", "sem", "msg"):
+        try:
+            state.append(_read(f"/proc/sysvipc/{kind}"))
+        except OSError:
+            state.append(None)
+    return tuple(state)
+
+
+class _Scratch:
+    """The sandbox's writable directories as they were before the first contestant. After each
+    contestant, what it added is deleted and the directories' modes and times are put back; a
+    change to what was there before (a file written, replaced, or its times or mode set) cannot
+    be undone, and ends the batch."""
+
+    def __init__(self, roots: list[str]):
+        self.roots = [root for root in roots if os.path.isdir(root)]
+        self.files: dict[str, tuple[int, ...]] = {}
+        self.dirs: dict[str, tuple[int, ...]] = {}
+        for root in self.roots:
+            self._record(root)
+        self.ipc = _ipc_objects()
+
+    @staticmethod
+    def _file_key(st: os.stat_result) -> tuple[int, ...]:
+        return (st.st_ino, st.st_mode, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+    def _record(self, path: str) -> None:
+        st = os.lstat(path)
+        self.dirs[path] = (st.st_ino, st.st_mode, st.st_atime_ns, st.st_mtime_ns)
+        with os.scandir(path) as entries:
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=False):
+                    self._record(entry.path)
+                else:
+                    self.files[entry.path] = self._file_key(entry.stat(follow_symlinks=False))
+
+    def restore(self) -> str | None:
+        """Put the directories back; what could not be, else ``None``."""
+        problems: list[str] = []
+        for root in self.roots:
+            self._sweep(root, problems)
+        for path, (ino, mode, atime, mtime) in self.dirs.items():
+            try:
+                st = os.lstat(path)
+                if st.st_ino != ino:
+                    problems.append(f"{path} was replaced")
+                    continue
+                if st.st_mode != mode:
+                    os.chmod(path, mode & 0o7777)
+                if (st.st_atime_ns, st.st_mtime_ns) != (atime, mtime):
+                    os.utime(path, ns=(atime, mtime), follow_symlinks=False)
+            except OSError as exc:
+                problems.append(f"{path}: {exc.strerror}")
+        if _ipc_objects() != self.ipc:
+            problems.append("IPC objects were left behind")
+        return "; ".join(problems[:3]) or None
+
+    def _sweep(self, path: str, problems: list[str]) -> None:
+        try:
+            entries = list(os.scandir(path))
+        except PermissionError:  # a contestant locked it
+            try:
+                os.chmod(path, 0o700 | (self.dirs[path][1] & 0o7777))
+                entries = list(os.scandir(path))
+            except OSError as exc:
+                problems.append(f"{path}: {exc.strerror}")
+                return
+        except OSError as exc:
+            problems.append(f"{path}: {exc.strerror}")
+            return
+        for entry in entries:
+            try:
+                st = entry.stat(follow_symlinks=False)
+            except OSError:
+                continue
+            if entry.path in self.dirs and entry.is_dir(follow_symlinks=False):
+                self._sweep(entry.path, problems)
+            elif entry.path in self.files and self._file_key(st) == self.files[entry.path]:
+                continue
+            elif entry.path in self.files or entry.path in self.dirs:
+                problems.append(f"{entry.path} was changed")
+            elif not _remove(entry.path, entry.is_dir(follow_symlinks=False)):
+                problems.append(f"{entry.path} could not be deleted")
+
+
+def _remove(path: str, is_dir: bool) -> bool:
+    if not is_dir:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+        return not os.path.lexists(path)
+    for parent, dirs, _files in os.walk(path):  # let us into whatever the contestant locked
+        for name in dirs:
+            with contextlib.suppress(OSError):
+                if not os.path.islink(os.path.join(parent, name)):
+                    os.chmod(os.path.join(parent, name), 0o700)
+    with contextlib.suppress(OSError):
+        os.chmod(path, 0o700)
+    import shutil
+
+    shutil.rmtree(path, ignore_errors=True)
+    return not os.path.lexists(path)
+
+
+class _Nursery:
+    """A process forked before the referee reads any test, which forks each suite's contestant.
+
+    So no contestant's memory ever held a test, whichever suite of the batch it serves. Between
+    two suites it kills everything the last contestant started (it is their subreaper, so no
+    process escapes it) and restores the writable directories (:class:`_Scratch`); when that
+    fails the batch ends there. Requests and replies are JSON datagrams; a spawn request carries
+    the contestant's end of its socket.
+    """
+
+    def __init__(self) -> None:
+        self.sock, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        self.pid = os.fork()
+        if self.pid == 0:
+            self.sock.close()
+            _nursery_main(theirs)
+        theirs.close()
+        self.sock.settimeout(_NURSERY_TIMEOUT_S)
+
+    def _ask(self, request: dict[str, Any], fds: list[int] = ()) -> dict[str, Any]:  # type: ignore[assignment]
+        with contextlib.suppress(OSError):
+            os.kill(self.pid, signal.SIGCONT)  # a contestant may have stopped it
+        socket.send_fds(self.sock, [json.dumps(request).encode()], list(fds))
+        reply = json.loads(self.sock.recv(1 << 16) or b"null")
+        if type(reply) is not dict:
+            raise ValueError("the nursery is gone")
+        return reply
+
+    def spawn(self) -> tuple[int, socket.socket]:
+        ours, theirs = socket.socketpair()
+        try:
+            reply = self._ask({"op": "spawn"}, [theirs.fileno()])
+        finally:
+            theirs.close()
+        if type(reply.get("pid")) is not int:
+            ours.close()
+            raise ValueError(str(reply.get("error", "the nursery could not fork")))
+        return reply["pid"], ours
+
+    def clean(self) -> str | None:
+        """``None`` once the sandbox is as before the last contestant, else what is left."""
+        return self._ask({"op": "clean"}).get("left")
+
+    def close(self) -> None:
+        self.sock.close()  # the nursery cleans up and exits
+        with contextlib.suppress(OSError):
+            deadline = time.monotonic() + _NURSERY_TIMEOUT_S
+            while os.waitpid(self.pid, os.WNOHANG)[0] == 0:  # its children's CPU time joins ours
+                if time.monotonic() > deadline:
+                    os.kill(self.pid, signal.SIGKILL)
+                time.sleep(0.001)
+
+
+class _OneContestant:
+    """For a job of one suite: its contestant, forked at once (one process less than a nursery)."""
+
+    def __init__(self) -> None:
+        self.sock, theirs = socket.socketpair()
+        self.pid = os.fork()
+        if self.pid == 0:
+            self.sock.close()
+            _become_contestant(theirs)
+        theirs.close()
+
+    def spawn(self) -> tuple[int, socket.socket]:
+        return self.pid, self.sock
+
+    def clean(self) -> str | None:
+        return "a job of one suite"
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            os.kill(self.pid, signal.SIGKILL)
+            os.waitpid(self.pid, 0)  # its CPU time joins ours in the job's usage
+
+
+def _stop_descendants() -> bool:
+    """Kill every process below us and reap them; ``False`` if some would not go."""
+    for _ in range(50):
+        pids = _descendants(os.getpid())
+        for pid in pids:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+        while True:
+            try:
+                if os.waitpid(-1, os.WNOHANG)[0] == 0:
+                    break
+            except ChildProcessError:
+                break
+        if not pids:
+            return True
+        time.sleep(0.001)
+    return False
+
+
+def _nursery_main(control: socket.socket) -> None:
+    """Runs in the nursery; never returns."""
+    try:
+        devnull = os.open(os.devnull, os.O_RDWR)
+        os.dup2(devnull, 0)  # never hold the tests' pipe
+        os.dup2(devnull, 1)  # nor the records
+        with contextlib.suppress(Exception):
+            import ctypes
+
+            ctypes.CDLL(None).prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+        roots = [root for root in os.environ.get(_SCRATCH_ENV, "").split(":") if root] or [os.getcwd()]
+        scratch = _Scratch(roots)
+        while True:
+            message, fds, _flags, _address = socket.recv_fds(control, 1 << 16, 1)
+            if not message:
+                break
+            op = json.loads(message).get("op")
+            if op == "spawn" and len(fds) == 1:
+                pid = os.fork()
+                if pid == 0:
+                    control.close()
+                    _become_contestant(socket.socket(fileno=fds[0]))
+                os.close(fds[0])
+                reply: dict[str, Any] = {"pid": pid}
+            elif op == "clean":
+                left = None if _stop_descendants() else "processes of the solution that would not stop"
+                reply = {"left": left or scratch.restore()}
+            else:
+                for fd in fds:
+                    os.close(fd)
+                reply = {"error": f"unknown request {op!r}"}
+            control.send(json.dumps(reply).encode())
+    except BaseException:
+        pass
+    _stop_descendants()
+    os._exit(0)
+
+
+# ---------------------------------------------------------------------------------------------
 # The referee: the tests' process
 # ---------------------------------------------------------------------------------------------
 
@@ -563,6 +841,10 @@ def _capabilities(pid: int) -> str | None:
     return ", ".join(held) or None
 
 
+def _emit(records: int, token: str, record: dict[str, Any]) -> None:
+    os.write(records, (token + " " + json.dumps(record) + "\n").encode())
+
+
 class Referee:
     def __init__(self, sock: socket.socket, pid: int, records: int, token: str):
         self.sock = sock
@@ -587,7 +869,7 @@ class Referee:
     # -- records and telemetry ----------------------------------------------------------
 
     def emit(self, record: dict[str, Any]) -> None:
-        os.write(self.records, (self.token + " " + json.dumps(record) + "\n").encode())
+        _emit(self.records, self.token, record)
 
     def count(self, event: str) -> None:
         self.events[event] = self.events.get(event, 0) + 1
@@ -896,27 +1178,38 @@ def main() -> None:
         ctypes.CDLL(None).prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE 0: no ptrace, no /proc/<us>/fd
     except Exception:
         pass
-    ours, theirs = socket.socketpair()
     gc.freeze()  # neither process's collector walks (and so copies) what both inherited
-    pid = os.fork()
-    if pid == 0:
-        ours.close()
-        _become_contestant(theirs)
-    theirs.close()
-    # Only now read the tests: the contestant's memory is a copy of ours from before this line.
+    nursery: _Nursery | _OneContestant = _OneContestant() if sys.argv[1:] == ["--one"] else _Nursery()
+    # Only now read the tests: the nursery's memory (and so every contestant's) is a copy of ours
+    # from before this line.
     chunks = []
     while True:
         chunk = os.read(0, 1 << 20)
         if not chunk:
             break
         chunks.append(chunk)
-    spec = json.loads(b"".join(chunks))
+    specs = json.loads(b"".join(chunks))
     del chunks
     records = os.dup(1)
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 1)  # what the test code prints does not reach the records
     os.close(devnull)
-    referee = Referee(ours, pid, records, spec["token"])
+    try:
+        for spec in specs if type(specs) is list else [specs]:
+            if not _run_suite(nursery, spec, records):
+                break  # the suites left get no record: the host runs each again in a job of its own
+    finally:
+        nursery.close()
+
+
+def _run_suite(nursery: _Nursery | _OneContestant, spec: dict[str, Any], records: int) -> bool:
+    """Run one suite against a fresh contestant; ``False`` if no further suite may run here."""
+    try:
+        pid, sock = nursery.spawn()
+    except (OSError, ValueError) as exc:
+        _emit(records, spec["token"], {"harness_error": f"no process for the solution: {exc}"})
+        return False
+    referee = Referee(sock, pid, records, spec["token"])
     referee.reply_limit = spec["reply_bytes"]
     try:
         _run(referee, spec)
@@ -924,8 +1217,11 @@ def main() -> None:
         referee.emit({"harness_error": _message(exc)})
     finally:
         referee.kill()
-        with contextlib.suppress(OSError):
-            os.waitpid(pid, 0)  # its CPU time joins ours in the job's usage
+        sock.close()
+    try:
+        return nursery.clean() is None
+    except (OSError, ValueError):
+        return False
 
 
 def _run(referee: Referee, spec: dict[str, Any]) -> None:

@@ -8,7 +8,7 @@ import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from cascade_plugins.interfaces import RewardResult, Sample, Verdict, judged_verdict
 from cascade_plugins.rewards.code.compare import outputs_match, values_match
@@ -24,7 +24,13 @@ from cascade_plugins.rewards.code.formats import (
     is_python,
     parse_tests,
 )
-from cascade_plugins.rewards.code.harness import HarnessReport, harness_limits, harness_spec, run_harness
+from cascade_plugins.rewards.code.harness import (
+    HarnessReport,
+    HarnessSpec,
+    harness_limits,
+    harness_spec,
+    run_harness,
+)
 from cascade_plugins.rewards.code.options import CodeOptions, validate_options
 from cascade_plugins.rewards.code.telemetry import batch_metrics, source_markers, suspicion
 from cascade_plugins.sandbox import ExecResult, Limits, Sandbox
@@ -47,6 +53,34 @@ _STATUS_VERDICTS = {
 }
 #: why the solution did not load -> verdict
 _LOAD_VERDICTS = {"memory": "MLE", "timeout": "TLE", "tests": Verdict.ERROR}
+
+
+#: most suites one sandbox job runs (more would leave workers idle at the end of a batch)
+MAX_SUITES_PER_JOB = 16
+
+
+def _batches(indices: list[int], workers: int, size: int | None = None) -> list[list[int]]:
+    """``indices`` in consecutive chunks of ``size``; by default each takes a ``2 * workers``-th
+    of what is left (1 to MAX_SUITES_PER_JOB), so the last jobs are short and no worker waits
+    long for the others at the end of a batch."""
+    chunks, start = [], 0
+    while start < len(indices):
+        step = size or max(1, min(MAX_SUITES_PER_JOB, -(-(len(indices) - start) // (2 * workers))))
+        chunks.append(indices[start : start + step])
+        start += step
+    return chunks
+
+
+@dataclass
+class _Pending:
+    """A sample whose tests still have to run."""
+
+    code: str
+    language: str
+    suite: TestSuite
+    seen: dict[str, Any]
+    #: what the referee reads, for suites the harness runs (``None``: stdio tests)
+    spec: HarnessSpec | None = None
 
 
 @dataclass
@@ -147,13 +181,25 @@ class CodeReward:
             return []
         box = self._box()
         parallel_tests = box.max_workers if len(samples) < box.max_workers else 1
-        if len(samples) == 1:
-            results = [self._score_safely(samples[0], box, parallel_tests)]
-        else:
-            with ThreadPoolExecutor(min(len(samples), box.max_workers + 1)) as pool:
-                results = list(pool.map(lambda s: self._score_safely(s, box, parallel_tests), samples))
-        self._report(results)
-        return results
+        plans = [self._plan_safely(sample) for sample in samples]
+        results: list[RewardResult | None] = [plan if isinstance(plan, RewardResult) else None for plan in plans]
+        pending = [i for i, plan in enumerate(plans) if isinstance(plan, _Pending)]
+        harness = [i for i in pending if cast(_Pending, plans[i]).spec is not None]
+        tasks: list[Callable[[], None]] = []
+        for chunk in _batches(harness, box.max_workers, self.options.suites_per_job):
+            batch = [cast(_Pending, plans[i]) for i in chunk]
+            tasks.append(lambda batch=batch, chunk=chunk: self._score_batch(box, batch, chunk, results))
+        for i in pending:
+            if i not in harness:
+                tasks.append(lambda i=i: self._score_stdio(box, cast(_Pending, plans[i]), i, results, parallel_tests))
+        if len(tasks) == 1:
+            tasks[0]()
+        elif tasks:
+            with ThreadPoolExecutor(min(len(tasks), box.max_workers + 1)) as pool:
+                list(pool.map(lambda task: task(), tasks))
+        final = [result or self._error("not scored") for result in results]
+        self._report(final)
+        return final
 
     def _report(self, results: list[RewardResult]) -> None:
         """Count the batch's suspicious behaviour and log it (a warning once tampering shows)."""
@@ -165,16 +211,31 @@ class CodeReward:
             counts = ", ".join(f"{k}={v}" for k, v in metrics.items() if v and k != "samples")
             logger.log(level, "code reward: %d samples; reward-hacking telemetry: %s", metrics["samples"], counts)
 
-    def _score_safely(self, sample: Sample, box: Sandbox, parallel_tests: int) -> RewardResult:
-        try:
-            return self.score_one(sample, box, parallel_tests)
-        except Exception as exc:  # a reward never raises on a sample
-            return self._error(f"{type(exc).__name__}: {exc}")
-
     def _error(self, message: str) -> RewardResult:
         return RewardResult(self.options.incorrect_reward, Verdict.ERROR, {"error": message})
 
-    def score_one(self, sample: Sample, box: Sandbox, parallel_tests: int = 1) -> RewardResult:
+    def score_one(self, sample: Sample, box: Sandbox | None = None, parallel_tests: int = 1) -> RewardResult:
+        """One sample on its own (``score`` runs many suites per sandbox job)."""
+        box = box or self._box()
+        results: list[RewardResult | None] = [None]
+        plan = self._plan_safely(sample)
+        if isinstance(plan, RewardResult):
+            return plan
+        if plan.spec is not None:
+            self._score_batch(box, [plan], [0], results)
+        else:
+            self._score_stdio(box, plan, 0, results, parallel_tests)
+        return results[0] or self._error("not scored")
+
+    # -- one sample's plan: what to run, or its result at once ----------------------------
+
+    def _plan_safely(self, sample: Sample) -> RewardResult | _Pending:
+        try:
+            return self._plan(sample)
+        except Exception as exc:  # a reward never raises on a sample
+            return self._error(f"{type(exc).__name__}: {exc}")
+
+    def _plan(self, sample: Sample) -> RewardResult | _Pending:
         options = self.options
         if not isinstance(sample, Sample) or not isinstance(sample.response, str):
             return self._error("sample response must be a string")
@@ -206,10 +267,62 @@ class CodeReward:
             suite = HumanEvalTests(suite.test, suite.entry_point, sample.prompt)
         seen: dict[str, Any] = {"source": source_markers(code, language)}
         if isinstance(suite, StdioTests):
-            outcomes = self._run_stdio(box, code, sandbox_language, suite, parallel_tests)
-        else:
-            outcomes = self._run_harness(box, code, suite, seen)
-        return self._result(outcomes, box, suspicion(**seen))
+            return _Pending(code, sandbox_language, suite, seen)
+        spec = harness_spec(
+            code,
+            suite,
+            cpu_per_test=options.time_limit_s,
+            stop_on_failure=options.stop_early,
+            reply_bytes=options.output_bytes,
+        )
+        return _Pending(code, sandbox_language, suite, seen, spec)
+
+    # -- running ----------------------------------------------------------------------------
+
+    def _score_stdio(
+        self, box: Sandbox, plan: _Pending, index: int, results: list[RewardResult | None], parallel_tests: int
+    ) -> None:
+        try:
+            assert isinstance(plan.suite, StdioTests)
+            outcomes = self._run_stdio(box, plan.code, plan.language, plan.suite, parallel_tests)
+            results[index] = self._result(outcomes, box, suspicion(**plan.seen))
+        except Exception as exc:  # a reward never raises on a sample
+            results[index] = self._error(f"{type(exc).__name__}: {exc}")
+
+    def _score_batch(
+        self, box: Sandbox, plans: list[_Pending], indices: list[int], results: list[RewardResult | None]
+    ) -> None:
+        """Run the harness suites ``plans`` in one sandbox job; a suite that job did not finish
+        (the job hit a limit, or a contestant left something behind) runs again in a job of its own."""
+        options = self.options
+        try:
+            specs = [cast(HarnessSpec, plan.spec) for plan in plans]
+            counts = [plan.suite.count for plan in plans]
+            budget = options.time_limit_s, options.memory_mb, options.output_bytes
+
+            def limits(counts: list[int]) -> Limits:
+                return harness_limits(budget[0], counts, budget[1], budget[2])
+
+            walls = [limits([count]).wall_s for count in counts]
+            reports = run_harness(box, specs, limits(counts), walls)
+            if len(plans) > 1:
+                for k, report in enumerate(reports):
+                    if report.done is None:
+                        reports[k] = run_harness(box, [specs[k]], limits([counts[k]]), walls[k : k + 1])[0]
+        except Exception as exc:  # a reward never raises on a sample
+            for index in indices:
+                results[index] = self._error(f"{type(exc).__name__}: {exc}")
+            return
+        for plan, index, report in zip(plans, indices, reports, strict=True):
+            try:
+                if report.done is not None:
+                    plan.seen["noticed"] = [str(n) for n in report.done.get("noticed", [])]
+                    plan.seen["events"] = report.done.get("events") or {}
+                assert not isinstance(plan.suite, StdioTests)
+                outcomes = self._harness_outcomes(plan.suite, report)
+                results[index] = self._result(outcomes, box, suspicion(**plan.seen))
+            except Exception as exc:  # a reward never raises on a sample
+                results[index] = self._error(f"{type(exc).__name__}: {exc}")
 
     def _limits(self, cpu_time_s: float | None = None) -> Limits:
         return Limits(
@@ -257,24 +370,6 @@ class CodeReward:
         if stderr:
             message = f"{message}: {stderr[-clip:]}" if message else stderr[-clip:]
         return TestOutcome(str(result.verdict), result.cpu_time_s, message, _clip(stdin, clip))
-
-    def _run_harness(
-        self, box: Sandbox, code: str, suite: CallTests | AssertTests | HumanEvalTests, seen: dict[str, Any]
-    ) -> list[TestOutcome]:
-        options = self.options
-        spec = harness_spec(
-            code,
-            suite,
-            cpu_per_test=options.time_limit_s,
-            stop_on_failure=options.stop_early,
-            reply_bytes=options.output_bytes,
-        )
-        limits = harness_limits(options.time_limit_s, suite.count, options.memory_mb, options.output_bytes)
-        report = run_harness(box, spec, limits)
-        if report.done is not None:
-            seen["noticed"] = [str(n) for n in report.done.get("noticed", [])]
-            seen["events"] = report.done.get("events") or {}
-        return self._harness_outcomes(suite, report)
 
     def _harness_outcomes(
         self, suite: CallTests | AssertTests | HumanEvalTests, report: HarnessReport
