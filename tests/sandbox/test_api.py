@@ -41,7 +41,8 @@ def test_python_exception_is_re_with_a_clean_traceback(sandbox):
 
 RESIDENT = (
     "import os, sys\nLOADED_IN = os.getpid()\nSEEN = []\n\n"
-    "def main():\n    SEEN.append(1)\n    print(LOADED_IN != os.getpid(), LOADED_IN, len(SEEN), __name__, sys.argv[1:])\n"
+    "def main():\n    SEEN.append(1)\n"
+    "    print(LOADED_IN != os.getpid(), LOADED_IN, len(SEEN), __name__, sys.argv[1:])\n"
     "    sys.exit(int(sys.stdin.read() or 0))\n"
 )
 
