@@ -11,7 +11,7 @@ from rich.table import Table
 
 from cascade_plugins.rewards.competition.errors import ProblemPackageError, UnsupportedFeature
 from cascade_plugins.rewards.competition.judge import Judge, JudgeReport
-from cascade_plugins.rewards.competition.languages import language_of_file
+from cascade_plugins.rewards.competition.languages import language_code, language_of_file
 from cascade_plugins.sandbox import SandboxUnavailable
 
 _STYLE = {"AC": "green", "SKIPPED": "dim"}
@@ -30,6 +30,15 @@ def _check_language(path: Path, language: str | None) -> None:
         f"cannot tell the language of {path.name!r} from its extension; pass --language cpp|python|c",
         param_hint="SOLUTION",
     )
+
+
+def _language(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    if value is not None:
+        try:
+            language_code(value)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc)) from None
+    return value
 
 
 def _verdict(verdict: str, cause: str) -> str:
@@ -86,7 +95,11 @@ def render(report: JudgeReport, console: Console, *, show_tests: bool = False) -
 @click.command()
 @click.argument("problem_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.argument("solution", type=click.Path(exists=True, path_type=Path))
-@click.option("--language", type=click.Choice(["cpp", "python", "c"]), help="Default: from the file extensions.")
+@click.option(
+    "--language",
+    callback=_language,
+    help="cpp, python, c, or a C++ dialect such as c++20 (compiled as gnu++20). Default: from the file extensions.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the full report as JSON.")
 @click.option("--tests", "show_tests", is_flag=True, help="Also print one row per test.")
 @click.option(

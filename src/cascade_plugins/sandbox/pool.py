@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from cascade_plugins.sandbox import _zygote
+from cascade_plugins.sandbox.activity import idle_worker_process
 from cascade_plugins.sandbox.isolation import WorkerCgroup, cgroup_parents, command_for
 from cascade_plugins.sandbox.limits import Isolation
 
@@ -70,6 +71,8 @@ class Worker:
             self.cgroup.keep_only_holding(self.proc.pid)
         #: whether the worker is PID 1 of its own PID namespace (it can then kill all it spawned)
         self.is_init = bool(header.get("init"))
+        #: host PID of the process that forks this worker's jobs (found while it is idle)
+        self.job_parent_pid = idle_worker_process(self.proc.pid)
         self.broken = False
         self.job_id = 0
 

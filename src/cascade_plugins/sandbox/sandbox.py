@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from cascade_plugins.sandbox.activity import Activity, job_activity
 from cascade_plugins.sandbox.isolation import resolve, worker_env
 from cascade_plugins.sandbox.limits import (
     COMPILE_LIMITS,
@@ -498,6 +499,15 @@ class SandboxProcess:
         worker = self._worker
         if worker is not None and self._result is None:
             worker.kill_job()
+
+    def activity(self) -> Activity | None:
+        """Seconds the program's processes have so far spent on a CPU and waiting for one;
+        ``None`` once it has ended or where the host cannot tell. A blocked program (on a pipe,
+        in ``sleep``) adds to neither, one held up by a busy machine adds to the waiting."""
+        worker = self._worker
+        if worker is None or self._result is not None or worker.job_parent_pid is None:
+            return None
+        return job_activity(worker.job_parent_pid)
 
     @property
     def done(self) -> bool:

@@ -57,3 +57,15 @@ def test_broken_package_is_a_clear_error(tmp_path: Path) -> None:
     solution.write_text("print(1)\n")
     code, output = _judge(str(tmp_path), str(solution))
     assert code == 1 and "problem.yaml: missing" in output
+
+
+def test_language_option_takes_a_cxx_dialect(tmp_path: Path) -> None:
+    solution = tmp_path / "sum.cpp"
+    solution.write_text(
+        "#include <iostream>\nconsteval long long twice(long long x) { return 2 * x; }\n"
+        "int main() { long long a, b; std::cin >> a >> b; std::cout << a + b + twice(0) << '\\n'; }\n"
+    )
+    code, output = _judge(str(PROBLEMS / "sum"), str(solution), "--language", "c++20", "--json")
+    assert code == 0 and json.loads(output)["verdict"] == "AC", output
+    code, output = _judge(str(PROBLEMS / "sum"), str(solution), "--language", "cobra")
+    assert code == 2 and "unknown language 'cobra'" in output

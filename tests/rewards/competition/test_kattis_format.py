@@ -17,7 +17,7 @@ from click.testing import CliRunner
 from cascade_plugins.cli import cli
 from cascade_plugins.rewards.competition.errors import ProblemPackageError, UnsupportedFeature
 from cascade_plugins.rewards.competition.judge import Judge
-from cascade_plugins.rewards.competition.languages import submission_files
+from cascade_plugins.rewards.competition.languages import cxx_standard, language_code, submission_files
 from cascade_plugins.rewards.competition.package import fingerprint, load_problem
 
 SUM_TESTS = {
@@ -349,6 +349,42 @@ def test_a_solution_may_write_after_the_interactor_has_accepted(tmp_path: Path, 
     assert judge_source(judge, root, late)[1][0] == "AC"
 
 
+# An interactor that works 3.5 s of CPU before it asks anything: past the solution's wall-clock
+# limit (2 x 1 s + 1 s), though the solution itself uses next to no time.
+SLOW_INTERACTOR = """
+import sys, time
+answer = open(sys.argv[2]).read().strip()
+end = time.process_time() + 3.5
+while time.process_time() < end:
+    pass
+print(answer, flush=True)
+sys.exit(42 if sys.stdin.readline().strip() == answer else 43)
+"""
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/schedstat"), reason="no scheduler statistics on this host")
+def test_a_solution_waiting_for_a_slow_interactor_is_not_out_of_time(tmp_path: Path, judge: Judge) -> None:
+    yaml = CURRENT + "type: interactive\nlimits: {time_limit: 1}\n"
+    root = package(tmp_path, yaml, {"output_validator/interactor.py": SLOW_INTERACTOR})
+    report = judge.judge(root, "print(input(), flush=True)\n", "python")
+    assert report.verdict == "AC", [(t.verdict, t.message) for t in report.tests]
+    assert max(t.time_s for t in report.tests) < 1  # its CPU time: it only waited
+
+
+def test_a_sleeping_interactive_solution_is_out_of_time_at_its_wall_clock_limit(
+    tmp_path: Path, judge: Judge
+) -> None:
+    # The interactor waits for the solution, which sleeps: nobody works, the wall clock counts.
+    yaml = CURRENT + "type: interactive\nlimits: {time_limit: 1}\n"
+    waiting = "import sys\nanswer = open(sys.argv[2]).read().strip()\n"
+    waiting += "sys.exit(42 if sys.stdin.readline().strip() == answer else 43)\n"
+    root = package(tmp_path, yaml, {"output_validator/interactor.py": waiting})
+    report = judge.judge(root, "import time\ntime.sleep(60)\nprint(3)\n", "python")
+    first = report.tests[0]
+    assert (report.verdict, first.verdict) == ("TLE", "TLE")
+    assert first.message.startswith("wall time exceeded 3s (not counting"), first.message
+
+
 # -- the format's verdicts -------------------------------------------------------------------------
 
 
@@ -357,6 +393,17 @@ def test_a_memory_limit_kill_is_a_run_time_error(tmp_path: Path, judge: Judge) -
     report = judge.judge(root, "x = bytearray(2**30)\nprint(3)\n", "python")
     assert report.verdict == "RE" and (report.tests[0].verdict, report.tests[0].cause) == ("RE", "MLE")
     assert report.to_dict()["tests"][0]["cause"] == "MLE"  # kept in the reward's details
+
+
+def test_a_program_image_larger_than_its_memory_is_a_run_time_error(tmp_path: Path, judge: Judge) -> None:
+    # 80 MiB of initialised static data: it compiles, but the binary outgrows the 64 MiB limit
+    root = package(tmp_path, CURRENT + "limits: {memory: 64}\n")
+    static = "#include <cstdio>\nchar a[80 << 20] = {1};\nint main() { a[5] = 2; std::puts(a + 5); }\n"
+    report = judge.judge(root, static, "cpp")
+    first = report.tests[0]
+    assert (report.verdict, first.verdict, first.cause) == ("RE", "RE", "MLE"), report.compile_message
+    assert "larger than the 64 MiB" in first.message and {t.verdict for t in report.tests[1:]} == {"SKIPPED"}
+    assert judge.judge(root, "int main() { return x; }\n", "cpp").verdict == "CE"  # a real compile error
 
 
 # -- generated test data ---------------------------------------------------------------------------
@@ -466,6 +513,18 @@ def test_include_files_and_constants(tmp_path: Path, judge: Judge) -> None:
     assert judge.judge_files(root, root / "submissions/accepted/sum.py").verdict == "AC"
 
 
+def test_constants_in_test_group_yaml(tmp_path: Path) -> None:
+    files = {"data/secret/test_group.yaml": "output_validator_args: [float_tolerance, '{{eps}}']\nargs: [{{n}}]\n"}
+    yaml = CURRENT + "constants:\n  eps: 0.5\n  n: {value: 7}\n"
+    tests = {t.name: t for t in load_problem(package(tmp_path, yaml, files)).tests()}
+    assert tests["secret/1"].output_validator_flags == ("float_tolerance", "0.5") and tests["secret/1"].args == ("7",)
+    # legacy testdata.yaml is not a place the format substitutes constants in
+    legacy = package(tmp_path / "legacy", "name: Sum\nconstants: {eps: 0.5}\n",
+                     {"data/secret/testdata.yaml": "output_validator_flags: float_tolerance {{eps}}\n"})  # fmt: skip
+    with pytest.raises(ProblemPackageError, match=r"float_tolerance' needs a number, got '\{\{eps\}\}'"):
+        load_problem(legacy)
+
+
 # -- scoring in the 2023-07 drafts and 2025-09 -----------------------------------------------------
 
 
@@ -569,6 +628,31 @@ def test_folder_submissions_in_python_and_cpp(tmp_path: Path, judge: Judge) -> N
     broken = write(tmp_path / "broken", {"a.cpp": "int main() { return x; }\n", "b.cpp": "int y;\n"})
     report = judge.judge_files(root, broken)
     assert report.verdict == "CE" and "was not declared" in report.compile_message
+
+
+# consteval is C++20: not a keyword for the default standard (gnu++17), so that one fails to compile
+SUM_CPP20 = (
+    "#include <iostream>\nconsteval long long twice(long long x) { return 2 * x; }\n"
+    "int main() { long long a, b; std::cin >> a >> b; std::cout << a + b + twice(0) << '\\n'; }\n"
+)
+
+
+def test_cxx_dialect_names() -> None:
+    assert [language_code(n) for n in ("c++20", "cpp17", "GNU++23", "c++2a", "cpp", "c")] == ["cpp"] * 5 + ["c"]
+    assert [cxx_standard(n) for n in ("c++20", "cpp17", "gnu++23", "c++2a")] == ["gnu++20", "gnu++17", "gnu++23",
+                                                                                 "gnu++20"]  # fmt: skip
+    assert [cxx_standard(n) for n in ("cpp", "c++", "c", "python", "java", "c++99")] == [None] * 6
+
+
+def test_a_cxx_dialect_compiles_with_its_standard(tmp_path: Path, judge: Judge) -> None:
+    root = package(tmp_path)
+    assert judge_source(judge, root, SUM_CPP20, "c++20") == ("AC", ["AC", "AC", "AC"])
+    default = judge.judge(root, SUM_CPP20, "cpp")
+    assert default.verdict == "CE" and "consteval" in default.compile_message
+    # several sources are compiled together with the standard asked for too
+    folder = write(tmp_path / "folder", {"main.cpp": SUM_CPP20, "unused.cpp": "int unused() { return 0; }\n"})
+    assert judge.judge_files(root, folder, language="c++20").verdict == "AC"
+    assert judge.judge_files(root, folder).verdict == "CE"
 
 
 def test_cascade_judge_says_unsupported_language_with_exit_code_2(tmp_path: Path) -> None:

@@ -175,6 +175,29 @@ def test_fence_languages(fence: str, default: str | None, language: str | None) 
     assert extracted is not None and extracted.language == language
 
 
+@pytest.mark.parametrize(
+    ("fence", "default", "standard"),
+    [("c++20", None, "gnu++20"), ("cpp17", None, "gnu++17"), ("gnu++23", None, "gnu++23"), ("cpp", None, None),
+     ("", "c++20", "gnu++20"), ("", "cpp", None), ("python", "c++20", None)],
+)  # fmt: skip
+def test_fences_naming_a_cxx_dialect_keep_its_standard(fence: str, default: str | None, standard: str | None) -> None:
+    extracted = extract_code(f"```{fence}\n#include <cstdio>\n```", default)
+    assert extracted is not None and extracted.standard == standard
+    assert extracted.judge_language == (standard or extracted.language)
+
+
+def test_a_cxx20_fence_is_judged_as_cxx20(reward: CompetitionReward) -> None:
+    source = (
+        "#include <iostream>\nconsteval long long twice(long long x) { return 2 * x; }\n"
+        "int main() { long long a, b; std::cin >> a >> b; std::cout << a + b + twice(0) << '\\n'; }\n"
+    )
+    problem = str(PROBLEMS / "sum")
+    cxx20, default = reward.score([Sample(response=f"```c++20\n{source}```", problem=problem),
+                                   Sample(response=f"```cpp\n{source}```", problem=problem)])  # fmt: skip
+    assert (cxx20.reward, cxx20.verdict, cxx20.details["standard"]) == (1.0, "AC", "gnu++20")
+    assert (default.reward, default.verdict) == (0.0, "CE") and "standard" not in default.details
+
+
 def test_unlabelled_fence_uses_the_option_or_a_guess() -> None:
     assert extract_code("```\nprint(1)\n```", "cpp").language == "cpp"  # type: ignore[union-attr]
     assert extract_code("```\n#include <cstdio>\nint main(){}\n```").language == "cpp"  # type: ignore[union-attr]

@@ -5,11 +5,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from cascade_plugins.rewards.competition.languages import cxx_standard
+
 _FENCE = re.compile(
     r"^[ \t]*(?P<fence>`{3,}|~{3,})[ \t]*(?P<info>[^\n`]*)\n(?P<code>.*?)^[ \t]*(?P=fence)[ \t]*$", re.M | re.S
 )
 _LANGUAGE_ALIASES = {
-    "cpp": "cpp", "c++": "cpp", "cxx": "cpp", "cc": "cpp", "c++17": "cpp", "c++20": "cpp", "gnu++17": "cpp",
+    "cpp": "cpp", "c++": "cpp", "cxx": "cpp", "cc": "cpp",
     "python": "python", "python3": "python", "py": "python", "py3": "python",
 }  # fmt: skip
 
@@ -20,10 +22,22 @@ class ExtractedCode:
     #: ``python`` or ``cpp``; ``None`` when the fence names a language we cannot run
     language: str | None
     fence_language: str
+    #: the C++ standard the fence (or the default language) names, as compiled (``gnu++20`` for
+    #: ``c++20``); ``None``: the judge's default
+    standard: str | None = None
+
+    @property
+    def judge_language(self) -> str | None:
+        """The language to judge with: the C++ dialect when one is named."""
+        return self.standard if self.language == "cpp" and self.standard else self.language
 
 
 def normalize_language(name: str) -> str | None:
-    return _LANGUAGE_ALIASES.get(name.strip().lower())
+    """``python`` / ``cpp`` for a fence's or option's language name (C++ dialects included)."""
+    lowered = name.strip().lower()
+    if cxx_standard(lowered) is not None:
+        return "cpp"
+    return _LANGUAGE_ALIASES.get(lowered)
 
 
 def guess_language(code: str) -> str:
@@ -49,5 +63,9 @@ def extract_code(response: str, default_language: str | None = None) -> Extracte
     code = block["code"]
     info = block["info"].strip().split()
     fence_language = info[0] if info else ""
-    language = normalize_language(fence_language) if fence_language else default_language or guess_language(code)
-    return ExtractedCode(code=code, language=language, fence_language=fence_language)
+    named = fence_language or default_language
+    if named:
+        language, standard = normalize_language(named), cxx_standard(named)
+    else:
+        language, standard = guess_language(code), None
+    return ExtractedCode(code=code, language=language, fence_language=fence_language, standard=standard)

@@ -15,10 +15,12 @@ thrown away, so that one which would not have ended in time is ``TLE``, and one 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import os
 import queue
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -39,6 +41,7 @@ from cascade_plugins.rewards.competition.languages import (
     RUNNABLE,
     SubmissionFiles,
     check_allowed,
+    cxx_standard,
     language_code,
     language_of_file,
     submission_files,
@@ -66,6 +69,8 @@ from cascade_plugins.rewards.competition.programs import (
 from cascade_plugins.sandbox import ExecResult, Limits, Program, Sandbox, SandboxProcess
 
 _MIB = 1024 * 1024
+#: how often the wall-clock watch of an interactive test looks at its two programs
+_WATCH_INTERVAL_S = 0.05
 
 
 @dataclass
@@ -130,6 +135,24 @@ def checker_limits(package: ProblemPackage) -> Limits:
 
 def compile_limits(package: ProblemPackage) -> Limits:
     return build_limits(package.limits.compilation_time_s)
+
+
+#: the largest compiled submission kept (its file lives in the sandbox's work area, in memory)
+MAX_PROGRAM_MB = 256
+#: what compilers and linkers say when their output hits the file size cap or the work area fills
+_TOO_LARGE = (b"File size limit exceeded", b"No space left on device", b"File truncated", b"file truncated")
+
+
+def submission_compile_limits(package: ProblemPackage) -> Limits:
+    """Compiling a submission: the package's compilation time; the program file may be as large
+    as its memory limit (its image must fit in it to run), up to :data:`MAX_PROGRAM_MB`."""
+    cap = min(MAX_PROGRAM_MB, max(64, package.limits.memory_mb))
+    return dataclasses.replace(compile_limits(package), file_size_mb=cap)
+
+
+def program_too_large(result: ExecResult) -> bool:
+    """Did a compilation fail because its output outgrew the file size cap or the work area?"""
+    return result.signal == 25 or any(marker in result.stderr[-4000:] for marker in _TOO_LARGE)  # SIGXFSZ
 
 
 class Judge:
@@ -256,16 +279,21 @@ class Judge:
         sources = tuple(sorted({*submission.sources, *extra}))
         if submission.language == "cpp" and len(sources) == 1:
             others = {name: data for name, data in files.items() if name != main}
-            return self.sandbox.prepare(files[main].decode("utf-8", "replace"), "cpp", extra_files=others)
-        key = hashlib.sha256(repr((submission.language, sources, sorted(files.items()))).encode()).hexdigest()
+            return self.sandbox.prepare(
+                files[main].decode("utf-8", "replace"), submission.standard or "cpp", extra_files=others,
+                compile_limits=submission_compile_limits(package),
+            )  # fmt: skip
+        described = (submission.language, submission.standard, sources, sorted(files.items()))
+        key = hashlib.sha256(repr(described).encode()).hexdigest()
         with self._lock:
             cached = self._built.get(key)
             if cached is not None:
                 self._built.move_to_end(key)
                 return cached
         built, _, result = build_folder(
-            self.sandbox, submission.language, files, frozenset(), sources, compile_limits(package)
-        )
+            self.sandbox, submission.language, files, frozenset(), sources, submission_compile_limits(package),
+            submission.standard,
+        )  # fmt: skip
         if result.verdict != "OK" or "run" not in built:
             failed = ExecResult("CE", result.exit_code, result.signal, b"", result.stderr, result.cpu_time_s,
                                 result.wall_time_s, result.peak_memory_kb, build_failure(result))  # fmt: skip
@@ -279,8 +307,8 @@ class Judge:
         return program
 
     def judge(self, problem: ProblemPackage | str | os.PathLike[str], source: str, language: str) -> JudgeReport:
-        """Judge ``source`` in ``language`` (``python``, ``cpp``, ``c``, or a code of the format's
-        table) on ``problem`` (a package or its path).
+        """Judge ``source`` in ``language`` (``python``, ``cpp``, ``c``, a C++ dialect such as
+        ``c++20``, or a code of the format's table) on ``problem`` (a package or its path).
 
         The result is ``CE``, or else the first non-``AC`` test verdict in test order, or ``AC``.
         On scoring problems without IOI subtasks it is the top test group's aggregated verdict
@@ -294,7 +322,7 @@ class Judge:
         code = language_code(language)
         check_allowed(code, package.languages, f"{language} solution")
         name = {"python3": "main.py", "cpp": "main.cpp", "c": "main.c"}[code]
-        submission = SubmissionFiles(code, name, (name,), {name: source.encode()})
+        submission = SubmissionFiles(code, name, (name,), {name: source.encode()}, cxx_standard(language))
         return self._judge(package, submission)
 
     def judge_files(
@@ -336,6 +364,8 @@ class Judge:
             max_score = self._max_score(package)
             result = program.compile_result
             message = result.stderr.decode("utf-8", "replace")[-2000:] or result.message
+            if program_too_large(result):
+                return self._too_large(package, scoring, max_score)
             return JudgeReport(
                 package.name, package.kind, scoring, verdicts.CE, 0.0, max_score, compile_message=message
             )
@@ -344,6 +374,19 @@ class Judge:
             return self._grade(package, scoring, runner)
         finally:
             runner.close()
+
+    def _too_large(self, package: ProblemPackage, scoring: str, max_score: float) -> JudgeReport:
+        """A program whose compiled image (static data in the binary) outgrows what a program may
+        take: the source compiled, the program cannot be loaded. As a run would end, its first
+        test is ``RE`` with cause ``MLE``, the others are not run."""
+        cap = submission_compile_limits(package).file_size_mb
+        message = (f"the compiled program is larger than the {cap} MiB a program file may take "
+                   f"(memory limit {package.limits.memory_mb} MiB)")  # fmt: skip
+        tests = package.tests()
+        rows = [TestResult(t.name, t.group, verdicts.SKIPPED) for t in tests]
+        if rows:
+            rows[0] = TestResult(tests[0].name, tests[0].group, verdicts.RE, message=message, cause=verdicts.MLE)
+        return JudgeReport(package.name, package.kind, scoring, verdicts.RE, 0.0, max_score, rows)
 
     def _max_score(self, package: ProblemPackage) -> float:
         if package.kind == "pass-fail":
@@ -439,6 +482,66 @@ def _drain(fd: int) -> None:
         os.close(fd)
 
 
+class _WallClockWatch:
+    """The wall-clock limit of an interactive solution, counted so that waiting for its
+    interactor does not count against it.
+
+    The format limits a submission's CPU time; a wall-clock limit is only there to stop programs
+    that use little CPU (sleeping, blocked). In an interactive run the solution also waits while
+    the interactor works, and on a busy machine while either waits for a CPU: time in which the
+    interactor is on a CPU or waiting for one, or the solution waits for one, is not counted.
+    What is left (the solution running, or both blocked: a deadlock, a sleep) is, and past the
+    limit the solution is killed; its verdict is then ``TLE``. Where the host cannot say how the
+    programs are scheduled, every second counts, as a plain wall-clock limit."""
+
+    def __init__(self, solution: SandboxProcess, interactor: SandboxProcess, limit_s: float):
+        self.solution = solution
+        self.interactor = interactor
+        self.limit_s = limit_s
+        self.counted_s = 0.0
+        self.fired = False
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+
+    def __enter__(self) -> _WallClockWatch:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+        self._thread.join()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _watch(self) -> None:
+        last = time.monotonic()
+        interactor, solution = self.interactor.activity(), self.solution.activity()
+        while not self._stop.wait(_WATCH_INTERVAL_S):
+            now = time.monotonic()
+            elapsed, last = now - last, now
+            interactor_now, solution_now = self.interactor.activity(), self.solution.activity()
+            excused = 0.0
+            if interactor is not None and interactor_now is not None:
+                excused += max(0.0, interactor_now.busy_s - interactor.busy_s)
+            if solution is not None and solution_now is not None:
+                excused += max(0.0, solution_now.waiting_s - solution.waiting_s)
+            interactor, solution = interactor_now, solution_now
+            self.counted_s += elapsed - min(elapsed, excused)
+            if self.counted_s > self.limit_s and not self._stop.is_set():
+                self.fired = True
+                self.solution.kill()
+                return
+
+    def verdict_of(self, result: ExecResult) -> ExecResult:
+        """The solution's result, ``TLE`` if this watch stopped it."""
+        if not self.fired or result.verdict not in ("OK", "RE"):
+            return result
+        message = (f"wall time exceeded {self.limit_s:g}s (not counting the time its interactor worked "
+                   f"or the machine was busy)")  # fmt: skip
+        return dataclasses.replace(result, verdict="TLE", message=message)
+
+
 class _TestRunner:
     """Runs tests on demand, prefetching the next ones in parallel, and remembers the results."""
 
@@ -450,6 +553,12 @@ class _TestRunner:
         self.sandbox = judge.sandbox
         self.limits = solution_limits(self.package)
         self.checker_limits = checker_limits(self.package)
+        # Interactive: the sandbox's own wall-clock limit is only a backstop; the solution's wall
+        # limit proper is kept by a _WallClockWatch, which does not count time spent waiting for
+        # the interactor (that one may take as long as the interactor may).
+        self.interactive_limits = dataclasses.replace(
+            self.limits, wall_time_s=self.limits.wall_s + self.checker_limits.wall_s
+        )
         self.results: dict[str, TestResult] = {}
         #: the tests the grading asked for (the others ran ahead speculatively)
         self.consumed: dict[str, None] = {}
@@ -622,7 +731,7 @@ class _TestRunner:
                 stdout=from_solution_w,
                 argv=test.args,
                 files=test.input_files(),
-                limits=self.limits,
+                limits=self.interactive_limits,
             )
         except BaseException:
             os.close(to_solution_r)
@@ -636,12 +745,16 @@ class _TestRunner:
                 with contextlib.suppress(OSError):
                     os.close(fd)
 
+        watch = _WallClockWatch(solution, interactor, self.limits.wall_s)
+
         def wait(name: str, process: SandboxProcess, its_input: int) -> None:
             result = process.wait()
+            if name == "solution":
+                watch.stop()
             threading.Thread(target=_drain, args=(its_input,), daemon=True).start()
             finished.put((name, result))
 
-        with interactor, solution:
+        with interactor, solution, watch:
             for name, process, its_input in (
                 ("interactor", interactor, from_solution_r),
                 ("solution", solution, to_solution_r),
@@ -659,7 +772,7 @@ class _TestRunner:
                 solution.kill()
             second_name, second_result = finished.get()
         results = {first_name: first_result, second_name: second_result}
-        solution_result, interactor_result = results["solution"], results["interactor"]
+        solution_result, interactor_result = watch.verdict_of(results["solution"]), results["interactor"]
         # Who ended first is read from the interactor's side (was its input already closed?),
         # not from the order the results arrive in, which races.
         interactor_first = not input_was_closed(interactor_result)

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cascade_plugins.rewards.competition.errors import ProblemPackageError, UnsupportedFeature
+from cascade_plugins.sandbox.sandbox import language_and_standard
 
 #: extension -> language code of the format's table (extensions in parentheses there are left out)
 EXTENSIONS: dict[str, str] = {
@@ -54,9 +55,26 @@ def language_of_file(path: Path, head: bytes | None = None) -> str | None:
     return language
 
 
+def cxx_standard(name: str) -> str | None:
+    """The C++ standard a language name asks for (``c++20``, ``cpp17``, ``gnu++23``: ``gnu++20``...,
+    compiled with GNU extensions as judges do); ``None`` for any other name, plain ``cpp``
+    included (the sandbox's default standard)."""
+    lowered = name.strip().lower()
+    if lowered in ALIASES or lowered in KNOWN_LANGUAGES:
+        return None
+    try:
+        language, standard = language_and_standard(lowered)
+    except ValueError:
+        return None
+    return standard if language == "cpp" else None
+
+
 def language_code(name: str) -> str:
-    """A language name as the project spells it (``python``, ``cpp``) or a code of the format's table."""
-    lowered = name.lower()
+    """A language name as the project spells it (``python``, ``cpp``, a C++ dialect such as
+    ``c++20``) or a code of the format's table."""
+    lowered = name.strip().lower()
+    if cxx_standard(lowered) is not None:
+        return "cpp"
     code = ALIASES.get(lowered, lowered)
     if code not in KNOWN_LANGUAGES:
         raise ValueError(f"unknown language {name!r} (the format's codes: python3, cpp, c, java, ...)")
@@ -100,6 +118,8 @@ class SubmissionFiles:
     sources: tuple[str, ...]
     #: every file of the submission by relative name, text with constants substituted
     files: Mapping[str, bytes] = field(default_factory=dict)
+    #: C++ only: the standard asked for (``gnu++20``); ``None`` is the sandbox's default
+    standard: str | None = None
 
     @property
     def main_text(self) -> str:
@@ -151,6 +171,7 @@ def submission_files(
         order = ["cpp", "python3", "c"]
         code = max(detected, key=lambda c: (len(detected[c]), -order.index(c) if c in order else -len(order)))
     check_allowed(code, allowed, path)
+    standard = cxx_standard(language) if language is not None else None
     sources = sorted(detected.get(code, []))
     if not sources and len(files) == 1:  # one file in a language given by name: whatever its extension
         sources = list(files)
@@ -159,7 +180,7 @@ def submission_files(
     if code == "python3":
         main = _entry_point(path, sources, entrypoint)
         return SubmissionFiles(code, main, (main,), dict(files))
-    return SubmissionFiles(code, sources[0], tuple(sources), dict(files))
+    return SubmissionFiles(code, sources[0], tuple(sources), dict(files), standard)
 
 
 __all__ = [
@@ -169,6 +190,7 @@ __all__ = [
     "RUNNABLE",
     "SubmissionFiles",
     "check_allowed",
+    "cxx_standard",
     "language_code",
     "language_of_file",
     "parse_languages",

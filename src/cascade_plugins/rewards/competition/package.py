@@ -262,9 +262,11 @@ class ProblemPackage:
 # -- helpers ---------------------------------------------------------------------------------------
 
 
-def _read_yaml(path: Path) -> Any:
+def _read_yaml(path: Path, constants: Mapping[str, str] | None = None) -> Any:
+    """The YAML document at ``path``, ``{{constants}}`` substituted first when given."""
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
+        text = (substitute_constants(raw, constants) if constants else raw).decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ProblemPackageError(path, f"not UTF-8 text ({exc})") from None
     except OSError as exc:
@@ -612,16 +614,18 @@ class _Settings:
     #: 2025-09 scoring: this group's aggregation and maximum score
     aggregation: str | None = None
     max_score: float | None = None
+    #: ``{{constants}}`` to substitute in group settings files (2023-07 and later)
+    constants: tuple[tuple[str, str], ...] = ()
 
 
-def _group_config(directory: Path) -> tuple[Path | None, dict[str, Any]]:
+def _group_config(directory: Path, constants: Mapping[str, str]) -> tuple[Path | None, dict[str, Any]]:
     present = [directory / name for name in _GROUP_FILES if (directory / name).is_file()]
     if len(present) > 1:
         raise ProblemPackageError(directory, "has both testdata.yaml and test_group.yaml: keep one")
     if not present:
         return None, {}
     path = present[0]
-    data = _mapping(_read_yaml(path), path)
+    data = _mapping(_read_yaml(path, constants), path)
     _check_keys(data, _TESTDATA_KEYS, path)
     return path, data
 
@@ -695,7 +699,7 @@ def _current_scoring(data: Mapping[str, Any], path: Path, settings: dict[str, An
 
 def _group_settings(directory: Path, inherited: _Settings, is_secret: bool) -> _Settings:
     """This group's settings: its ``testdata.yaml`` over what it inherits from its parent."""
-    path, data = _group_config(directory)
+    path, data = _group_config(directory, dict(inherited.constants))
     settings = dict(inherited.__dict__)
     settings["aggregation"] = settings["max_score"] = None  # not inherited
     new_scoring = inherited.version != "legacy" and inherited.kind == "scoring"
@@ -1018,7 +1022,9 @@ def load_problem(path: str | os.PathLike[str]) -> ProblemPackage:
     elif custom and kind == "scoring" and version != "legacy":
         score_file = "optional"
 
-    root_settings = _Settings(version=version, kind=kind, score_file=score_file)
+    # The format substitutes constants in test_group.yaml (2023-07 on), not in legacy testdata.yaml.
+    group_constants = tuple(sorted(constants.items())) if version != "legacy" else ()
+    root_settings = _Settings(version=version, kind=kind, score_file=score_file, constants=group_constants)
     tree = _load_data(root, root_settings, base_flags)
     tests = list(tree.tests())
     if kind == "scoring" and custom_score and tree.score_range is None:

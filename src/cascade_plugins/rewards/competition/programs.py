@@ -49,6 +49,7 @@ BUILDER = f"""
 import io, json, os, subprocess, sys, tarfile
 
 mode, executables, sources = sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.argv[3])
+standard = sys.argv[4] if len(sys.argv) > 4 else ""
 os.chdir("src")
 for name in [*executables, "build", "run"]:
     if os.path.isfile(name):
@@ -65,6 +66,8 @@ if mode == "script":
     os.chmod("run", 0o755)
 else:
     command = {list(CXX_COMMAND)!r} if mode == "cpp" else {list(C_COMMAND)!r}
+    if standard:
+        command = [f"-std={{standard}}" if part.startswith("-std=") else part for part in command]
     code = subprocess.call([*command, "-o", "run", *sources, *(["-lm"] if mode == "c" else [])])
     if code != 0:
         sys.exit(1)
@@ -170,12 +173,14 @@ def build_limits(compilation_time_s: float) -> Limits:
 
 def build_folder(
     sandbox: Sandbox, mode: str, files: dict[str, bytes], executables: frozenset[str], sources: tuple[str, ...],
-    limits: Limits,
+    limits: Limits, standard: str | None = None,
 ) -> tuple[dict[str, bytes], frozenset[str], ExecResult]:  # fmt: skip
-    """Build a program folder in the sandbox (``mode``: ``script``, ``cpp`` or ``c``); returns the
-    built folder's files, its executable files, and the builder's result (not OK: it failed)."""
+    """Build a program folder in the sandbox (``mode``: ``script``, ``cpp`` or ``c``; ``standard``:
+    the language standard to compile with, else the default of :data:`CXX_COMMAND` /
+    :data:`C_COMMAND`); returns the built folder's files, its executable files, and the builder's
+    result (not OK: it failed)."""
     builder = sandbox.prepare(BUILDER, "python", extra_files={f"src/{name}": data for name, data in files.items()})
-    argv = [mode, json.dumps(sorted(executables)), json.dumps(list(sources))]
+    argv = [mode, json.dumps(sorted(executables)), json.dumps(list(sources)), standard or ""]
     result = sandbox.run(builder, argv=argv, limits=limits)
     if result.verdict != "OK":
         return {}, frozenset(), result

@@ -24,7 +24,8 @@ class CompetitionReward:
     """Grades like the contest: IOI-style normalized score for scoring problems, 1/0 for
     pass-fail problems (``pass_fail=True`` forces 1/0 everywhere: 1 only for a full score).
 
-    Options: ``language`` (``cpp``/``python``: for unlabelled code fences), ``pass_fail``,
+    Options: ``language`` (``cpp``/``python`` or a C++ dialect such as ``c++20``: for unlabelled
+    code fences; a fence naming a dialect compiles with that standard), ``pass_fail``,
     ``problems_dir`` (base of relative problem paths), ``isolation`` and ``max_workers`` (sandbox),
     ``max_tests_in_details`` (test rows kept in ``details``).
     """
@@ -46,7 +47,8 @@ class CompetitionReward:
             raise ValueError(f"competition reward: unsupported language {language!r} (use 'cpp' or 'python')")
         if isolation not in ("auto", "required", "none"):
             raise ValueError(f"competition reward: isolation must be auto, required or none, not {isolation!r}")
-        self.language = normalize_language(language) if language else None
+        # a C++ dialect (``c++20``) is kept as given: unlabelled fences compile with that standard
+        self.language = language.strip().lower() if language else None
         self.pass_fail = pass_fail
         self.problems_dir = Path(problems_dir) if problems_dir is not None else None
         self.isolation = isolation
@@ -107,10 +109,12 @@ class CompetitionReward:
         except UnsupportedFeature as exc:  # the problem does not take this language: the policy's choice
             return RewardResult(0.0, Verdict.NO_ANSWER, {"problem": package.name, "reason": str(exc)})
         try:
-            report = self.judge.judge(package, extracted.code, extracted.language)
+            report = self.judge.judge(package, extracted.code, extracted.judge_language or extracted.language)
         except (ProblemPackageError, SandboxUnavailable, ValueError) as exc:
             return RewardResult(0.0, Verdict.ERROR, {"problem": package.name, "error": str(exc)})
         details = self._details(report, extracted.language)
+        if extracted.standard is not None:
+            details["standard"] = extracted.standard
         if report.verdict == "JE":
             # The judge failed (a checker crashed, the sandbox broke): not the policy's fault.
             return RewardResult(0.0, Verdict.ERROR, details)
