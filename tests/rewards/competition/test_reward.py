@@ -194,8 +194,9 @@ def test_a_cxx20_fence_is_judged_as_cxx20(reward: CompetitionReward) -> None:
     problem = str(PROBLEMS / "sum")
     cxx20, default = reward.score([Sample(response=f"```c++20\n{source}```", problem=problem),
                                    Sample(response=f"```cpp\n{source}```", problem=problem)])  # fmt: skip
-    assert (cxx20.reward, cxx20.verdict, cxx20.details["standard"]) == (1.0, "AC", "gnu++20")
-    assert (default.reward, default.verdict) == (0.0, "CE") and "standard" not in default.details
+    assert (cxx20.reward, cxx20.verdict, cxx20.details["standard"]) == (1.0, "correct", "gnu++20")
+    assert (default.reward, default.verdict, default.details["judge_verdict"]) == (0.0, "compile_error", "CE")
+    assert "standard" not in default.details
 
 
 def test_unlabelled_fence_uses_the_option_or_a_guess() -> None:
