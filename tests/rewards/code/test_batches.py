@@ -9,6 +9,7 @@ the suite gets in a job of its own.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
@@ -163,3 +164,11 @@ def test_a_stopped_referee_costs_one_suite_not_the_batch(reward, jobs):
     )
     assert verdicts(reward, [HONEST, stopper, HONEST, WRONG]) == ["correct", "timeout", "correct", "incorrect"]
     assert jobs[0] == [True, False, False, False]  # the host ended that job during the stopper's suite
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="one CPU: every process stays on it anyway")
+def test_a_jobs_processes_share_one_cpu(reward, jobs):
+    """Referee and contestant take turns; on one CPU each wake-up stays local (docs/sandbox.md)."""
+    pinned = "import os\n\ndef add(a, b):\n    return a + b if len(os.sched_getaffinity(0)) == 1 else None\n"
+    assert verdicts(reward, [pinned, pinned]) == ["correct", "correct"]
+    assert jobs == [[True, True]]
