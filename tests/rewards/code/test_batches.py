@@ -137,6 +137,16 @@ def test_nothing_a_contestant_leaves_reaches_the_next(reward, jobs):
     assert jobs == [[True, True, True]]
 
 
+def test_many_processes_left_behind_are_all_gone_before_the_next(reward, jobs):
+    crowd = (
+        "import os, signal, time\nfor _ in range(25):\n    if os.fork() == 0:\n"
+        "        signal.signal(signal.SIGTERM, signal.SIG_IGN)\n        os.setsid()\n"
+        "        if os.fork() == 0:\n            time.sleep(30)\n        time.sleep(30)\n" + HONEST
+    )
+    assert verdicts(reward, [crowd, SPY, crowd, SPY]) == ["correct"] * 4
+    assert jobs == [[True] * 4]
+
+
 def test_the_spy_sees_files_and_processes_left_in_its_own_job(reward):
     left_file = "open('/tmp/left-behind', 'w').close()\n"
     orphan = "import os, time\nif os.fork() == 0:\n    if os.fork() == 0:\n        time.sleep(30)\n    os._exit(0)\n"

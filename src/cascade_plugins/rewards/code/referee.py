@@ -745,18 +745,23 @@ def _stop_descendants(root: int) -> bool:
             return True
         if time.monotonic() > deadline:
             return False
-        pidfds = []
+        # A pidfd turns readable once its process has ended: wait for that, not a fixed time.
+        waiting = select.poll()
+        pidfds = set()
         for pid in pids:
             with contextlib.suppress(OSError):
-                pidfds.append(os.pidfd_open(pid))
+                fd = os.pidfd_open(pid)
+                pidfds.add(fd)
+                waiting.register(fd, select.POLLIN)
             with contextlib.suppress(OSError):
                 os.kill(pid, signal.SIGKILL)
         try:
-            # a pidfd turns readable when its process has ended: wait for that, not a fixed time
+            if not pidfds:
+                time.sleep(0.001)  # a kernel without pidfds
             while pidfds and time.monotonic() < deadline:
-                ended, _, _ = select.select(pidfds, [], [], max(0.0, deadline - time.monotonic()))
-                for fd in ended:
-                    pidfds.remove(fd)
+                for fd, _event in waiting.poll(max(0.0, deadline - time.monotonic()) * 1000):
+                    waiting.unregister(fd)
+                    pidfds.discard(fd)
                     os.close(fd)
         finally:
             for fd in pidfds:
