@@ -37,6 +37,7 @@ Anything else is a protocol violation and fails the test.
 
 from __future__ import annotations
 
+import _signal
 import atexit
 import builtins
 import contextlib
@@ -58,6 +59,7 @@ _RECV_CHUNK = 1 << 16
 _PLAIN = frozenset({int, float, str, bool, type(None)})
 #: fd the contestant's socket is moved to (0, 1 are /dev/null, 2 is the shared stderr)
 _CONTESTANT_FD = 3
+_SIGUSR1 = int(signal.SIGUSR1)
 _OPEN_MAX = os.sysconf("SC_OPEN_MAX")
 #: seconds a contestant gets to answer an interrupt before it is killed
 _INTERRUPT_GRACE_S = 0.5
@@ -177,15 +179,32 @@ def _tagged(resolve: Any) -> Any:
     return hook
 
 
-def decode(data: bytes | str, resolve: Any = None) -> Any:
+def decoder(resolve: Any = None) -> json.JSONDecoder:
+    """What :func:`decode` uses; built once by a caller that decodes often (``json.loads`` with
+    options builds a new decoder at every call)."""
+    return json.JSONDecoder(object_hook=_tagged(resolve))
+
+
+_DECODER = decoder()
+#: compact JSON, built once for the same reason
+_COMPACT = json.JSONEncoder(separators=(",", ":"))
+_FRAMED = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+
+
+def decode(data: bytes | str, resolve: Any = None, using: json.JSONDecoder | None = None) -> Any:
     """The value :func:`encode` produced, as built-in types only. ``resolve`` turns references
-    into functions (the contestant's side); without it a reference is an error. Raises
-    ``ValueError``, ``TypeError`` (an unhashable set element or key) or ``RecursionError``."""
-    return json.loads(data, object_hook=_tagged(resolve))
+    into functions (the contestant's side); without it a reference is an error (``using``: a
+    :func:`decoder` built before). Raises ``ValueError``, ``TypeError`` (an unhashable set
+    element or key, or data that is not text) or ``RecursionError``."""
+    if type(data) is not str:
+        if not isinstance(data, (bytes, bytearray)):
+            raise TypeError(f"the encoded value is a {type(data).__name__}, not text")
+        data = bytes(data).decode(json.detect_encoding(data), "surrogatepass")
+    return (using or (_DECODER if resolve is None else decoder(resolve))).decode(data)
 
 
 def _dumps(message: dict[str, Any]) -> bytes:
-    payload = json.dumps(message, separators=(",", ":"), ensure_ascii=False).encode("utf-8", "surrogatepass")
+    payload = _FRAMED.encode(message).encode("utf-8", "surrogatepass")
     return _FRAME.pack(len(payload)) + payload
 
 
@@ -328,20 +347,10 @@ class _Watch:
         finally:
             self._inside = False
 
-    @contextlib.contextmanager
-    def original_builtins(self) -> Any:
+    def original_builtins(self) -> _OriginalBuiltins:
         """Our own encoding runs on the built-ins it was written for, not the solution's (whose
         patches would only make the reply unreadable, and hide what it patched)."""
-        patched = tuple(map(self._builtins_now.get, self._BUILTINS))
-        if patched == self._builtins:
-            yield
-            return
-        self.seen.add("patched builtins")
-        self._builtins_now.update(zip(self._BUILTINS, self._builtins, strict=True))
-        try:
-            yield
-        finally:
-            self._builtins_now.update(zip(self._BUILTINS, patched, strict=True))
+        return _OriginalBuiltins(self)
 
     def observations(self) -> list[str]:
         """New observations since the last report."""
@@ -353,7 +362,7 @@ class _Watch:
                 self.seen.add("patched the harness")
             if any(getattr(sys.modules[m], n, None) is not v for (m, n), v in self._modules.items()):
                 self.seen.add("patched the harness")
-            if signal.getsignal(signal.SIGUSR1) is not _on_interrupt:
+            if _signal.getsignal(_SIGUSR1) is not _on_interrupt:  # (signal's wrapper makes an enum)
                 self.seen.add("signal handler")
             if atexit._ncallbacks() != self._atexit_handlers:
                 self.seen.add("atexit handler")
@@ -366,6 +375,28 @@ class _Watch:
         return fresh
 
 
+class _OriginalBuiltins:
+    """:meth:`_Watch.original_builtins`, entered several times per call (so not a generator)."""
+
+    __slots__ = ("patched", "watch")
+
+    def __init__(self, watch: _Watch):
+        self.watch = watch
+        self.patched: tuple[Any, ...] | None = None
+
+    def __enter__(self) -> None:
+        watch = self.watch
+        patched = tuple(map(watch._builtins_now.get, watch._BUILTINS))
+        if patched != watch._builtins:
+            watch.seen.add("patched builtins")
+            watch._builtins_now.update(zip(watch._BUILTINS, watch._builtins, strict=True))
+            self.patched = patched
+
+    def __exit__(self, *exc: object) -> None:
+        if self.patched is not None:
+            self.watch._builtins_now.update(zip(self.watch._BUILTINS, self.patched, strict=True))
+
+
 class Contestant:
     """Serves the referee's requests in the solution's process."""
 
@@ -374,6 +405,7 @@ class Contestant:
         self.namespace: dict[str, Any] = {"__name__": "solution", "__builtins__": builtins}
         self.buffer = bytearray()
         self.watch = _Watch(globals())
+        self.decoder = decoder(self.resolve)
 
     def receive(self) -> dict[str, Any] | None:
         while True:
@@ -458,8 +490,8 @@ class Contestant:
                     target = getattr(holder(), name)
                 else:
                     target = self.namespace[name]
-                args = decode(request["args"], self.resolve)
-                kwargs = decode(request["kwargs"], self.resolve)
+                args = decode(request["args"], using=self.decoder)
+                kwargs = decode(request["kwargs"], using=self.decoder)
             value = target(*args, **kwargs)
         except _Interrupted:
             raise
@@ -470,7 +502,7 @@ class Contestant:
                 return "raised", [type(exc).__name__, _message(exc)]
         with self.watch.original_builtins():
             try:
-                return "value", json.dumps(encode(value), separators=(",", ":"))
+                return "value", _COMPACT.encode(encode(value))
             except (Unencodable, RecursionError, ValueError, TypeError) as exc:
                 return "unencodable", _message(exc)
 
@@ -1063,8 +1095,8 @@ class Referee:
         if time.monotonic() > self.wall_deadline or (self.calls % 16 == 0 and self.used() > self.cpu_budget):
             raise self.timeout()
         try:
-            encoded_args = json.dumps(encode(list(args), refs=True), separators=(",", ":"))
-            encoded_kwargs = json.dumps(encode(dict(kwargs), refs=True), separators=(",", ":"))
+            encoded_args = _COMPACT.encode(encode(list(args), refs=True))
+            encoded_kwargs = _COMPACT.encode(encode(dict(kwargs), refs=True))
         except (Unencodable, RecursionError, ValueError) as exc:
             raise self.fail("unsupported", f"the test passes {exc} to the solution; it cannot cross") from None
         reply = self.request("call", f"a call of {name}", name=name, args=encoded_args, kwargs=encoded_kwargs,
