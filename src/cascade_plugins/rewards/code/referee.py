@@ -544,7 +544,7 @@ _SCRATCH_ENV = "CASCADE_SANDBOX_SCRATCH"
 #: seconds the referee waits for the nursery to answer
 _NURSERY_TIMEOUT_S = 5.0
 _PR_SET_CHILD_SUBREAPER = 36
-#: seconds the nursery waits for killed processes to end before it gives up on the batch
+#: seconds the referee waits for killed processes to end before it gives up on the batch
 _STOP_WAIT_S = 0.5
 
 
