@@ -9,6 +9,7 @@ the suite gets in a job of its own.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
@@ -136,6 +137,16 @@ def test_nothing_a_contestant_leaves_reaches_the_next(reward, jobs):
     assert jobs == [[True, True, True]]
 
 
+def test_many_processes_left_behind_are_all_gone_before_the_next(reward, jobs):
+    crowd = (
+        "import os, signal, time\nfor _ in range(25):\n    if os.fork() == 0:\n"
+        "        signal.signal(signal.SIGTERM, signal.SIG_IGN)\n        os.setsid()\n"
+        "        if os.fork() == 0:\n            time.sleep(30)\n        time.sleep(30)\n" + HONEST
+    )
+    assert verdicts(reward, [crowd, SPY, crowd, SPY]) == ["correct"] * 4
+    assert jobs == [[True] * 4]
+
+
 def test_the_spy_sees_files_and_processes_left_in_its_own_job(reward):
     left_file = "open('/tmp/left-behind', 'w').close()\n"
     orphan = "import os, time\nif os.fork() == 0:\n    if os.fork() == 0:\n        time.sleep(30)\n    os._exit(0)\n"
@@ -163,3 +174,11 @@ def test_a_stopped_referee_costs_one_suite_not_the_batch(reward, jobs):
     )
     assert verdicts(reward, [HONEST, stopper, HONEST, WRONG]) == ["correct", "timeout", "correct", "incorrect"]
     assert jobs[0] == [True, False, False, False]  # the host ended that job during the stopper's suite
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="one CPU: every process stays on it anyway")
+def test_a_jobs_processes_share_one_cpu(reward, jobs):
+    """Referee and contestant take turns; on one CPU each wake-up stays local (docs/sandbox.md)."""
+    pinned = "import os\n\ndef add(a, b):\n    return a + b if len(os.sched_getaffinity(0)) == 1 else None\n"
+    assert verdicts(reward, [pinned, pinned]) == ["correct", "correct"]
+    assert jobs == [[True, True]]

@@ -90,6 +90,16 @@ def test_unhashable_keys_and_deep_nesting_are_errors():
 
 def test_references_resolve_only_on_the_solutions_side():
     assert referee.decode('[{"$": "ref", "v": "f"}]', {"f": len}.__getitem__) == [len]
+    prebuilt = referee.decoder({"f": len}.__getitem__)
+    assert referee.decode('[{"$": "ref", "v": "f"}]', using=prebuilt) == [len]
+    with pytest.raises(ValueError):
+        referee.decode('[{"$": "ref", "v": "f"}]')
+
+
+def test_encoded_values_arrive_as_text_or_bytes_only():
+    assert referee.decode(b'{"$": "tuple", "v": [1, "\xc3\xa9"]}') == (1, "é")
+    with pytest.raises(TypeError):
+        referee.decode(12)  # type: ignore[arg-type]
 
 
 def test_the_referee_input_carries_a_fresh_token_and_no_expected_outputs():

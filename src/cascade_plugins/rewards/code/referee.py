@@ -10,7 +10,8 @@ One sandboxed job, two processes that share nothing but one socket:
   verdict record per test to a private copy of its stdout, each prefixed by a token that came
   with the tests;
 * the **contestant** is forked *before* the referee reads anything, so its memory never held the
-  tests, the token or the records. It drops every capability (the referee is not dumpable, so the
+  tests, the token or the records. It holds no capability (the referee dropped them all before
+  it forked anything, and checks each contestant; the referee is not dumpable, so the
   contestant can neither trace it nor open its ``/proc`` entries), keeps only the socket (stdin
   and stdout are ``/dev/null``; stderr is shared, for tracebacks), loads the solution and calls
   its functions when the referee asks.
@@ -25,7 +26,7 @@ Names the test code uses but does not define (the entry point, MBPP's functions)
 in the contestant; built-in names never are, except the declared entry point.
 
 Frames on the socket: a 4-byte big-endian length, then a JSON object. The contestant first
-sends ``{"id": 0, "ready": true}`` (or ``refused`` if it could not drop its capabilities).
+sends ``{"id": 0, "ready": true}``.
 Referee -> contestant: ``{"op": "load", "id": n, "source", "setup", "names", "method"}`` (the
 reply lists which of ``names`` the solution defines) and ``{"op": "call", "id": n, "name",
 "args", "kwargs", "method"}``. Contestant -> referee: ``{"id": n, ...}`` with exactly one of
@@ -36,6 +37,7 @@ Anything else is a protocol violation and fails the test.
 
 from __future__ import annotations
 
+import _signal
 import atexit
 import builtins
 import contextlib
@@ -57,6 +59,8 @@ _RECV_CHUNK = 1 << 16
 _PLAIN = frozenset({int, float, str, bool, type(None)})
 #: fd the contestant's socket is moved to (0, 1 are /dev/null, 2 is the shared stderr)
 _CONTESTANT_FD = 3
+_SIGUSR1 = int(signal.SIGUSR1)
+_OPEN_MAX = os.sysconf("SC_OPEN_MAX")
 #: seconds a contestant gets to answer an interrupt before it is killed
 _INTERRUPT_GRACE_S = 0.5
 #: how many characters of an error message are kept
@@ -175,15 +179,32 @@ def _tagged(resolve: Any) -> Any:
     return hook
 
 
-def decode(data: bytes | str, resolve: Any = None) -> Any:
+def decoder(resolve: Any = None) -> json.JSONDecoder:
+    """What :func:`decode` uses; built once by a caller that decodes often (``json.loads`` with
+    options builds a new decoder at every call)."""
+    return json.JSONDecoder(object_hook=_tagged(resolve))
+
+
+_DECODER = decoder()
+#: compact JSON, built once for the same reason
+_COMPACT = json.JSONEncoder(separators=(",", ":"))
+_FRAMED = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+
+
+def decode(data: bytes | str, resolve: Any = None, using: json.JSONDecoder | None = None) -> Any:
     """The value :func:`encode` produced, as built-in types only. ``resolve`` turns references
-    into functions (the contestant's side); without it a reference is an error. Raises
-    ``ValueError``, ``TypeError`` (an unhashable set element or key) or ``RecursionError``."""
-    return json.loads(data, object_hook=_tagged(resolve))
+    into functions (the contestant's side); without it a reference is an error (``using``: a
+    :func:`decoder` built before). Raises ``ValueError``, ``TypeError`` (an unhashable set
+    element or key, or data that is not text) or ``RecursionError``."""
+    if type(data) is not str:
+        if not isinstance(data, (bytes, bytearray)):
+            raise TypeError(f"the encoded value is a {type(data).__name__}, not text")
+        data = bytes(data).decode(json.detect_encoding(data), "surrogatepass")
+    return (using or (_DECODER if resolve is None else decoder(resolve))).decode(data)
 
 
 def _dumps(message: dict[str, Any]) -> bytes:
-    payload = json.dumps(message, separators=(",", ":"), ensure_ascii=False).encode("utf-8", "surrogatepass")
+    payload = _FRAMED.encode(message).encode("utf-8", "surrogatepass")
     return _FRAME.pack(len(payload)) + payload
 
 
@@ -326,20 +347,10 @@ class _Watch:
         finally:
             self._inside = False
 
-    @contextlib.contextmanager
-    def original_builtins(self) -> Any:
+    def original_builtins(self) -> _OriginalBuiltins:
         """Our own encoding runs on the built-ins it was written for, not the solution's (whose
         patches would only make the reply unreadable, and hide what it patched)."""
-        patched = tuple(map(self._builtins_now.get, self._BUILTINS))
-        if patched == self._builtins:
-            yield
-            return
-        self.seen.add("patched builtins")
-        self._builtins_now.update(zip(self._BUILTINS, self._builtins, strict=True))
-        try:
-            yield
-        finally:
-            self._builtins_now.update(zip(self._BUILTINS, patched, strict=True))
+        return _OriginalBuiltins(self)
 
     def observations(self) -> list[str]:
         """New observations since the last report."""
@@ -351,7 +362,7 @@ class _Watch:
                 self.seen.add("patched the harness")
             if any(getattr(sys.modules[m], n, None) is not v for (m, n), v in self._modules.items()):
                 self.seen.add("patched the harness")
-            if signal.getsignal(signal.SIGUSR1) is not _on_interrupt:
+            if _signal.getsignal(_SIGUSR1) is not _on_interrupt:  # (signal's wrapper makes an enum)
                 self.seen.add("signal handler")
             if atexit._ncallbacks() != self._atexit_handlers:
                 self.seen.add("atexit handler")
@@ -364,14 +375,37 @@ class _Watch:
         return fresh
 
 
+class _OriginalBuiltins:
+    """:meth:`_Watch.original_builtins`, entered several times per call (so not a generator)."""
+
+    __slots__ = ("patched", "watch")
+
+    def __init__(self, watch: _Watch):
+        self.watch = watch
+        self.patched: tuple[Any, ...] | None = None
+
+    def __enter__(self) -> None:
+        watch = self.watch
+        patched = tuple(map(watch._builtins_now.get, watch._BUILTINS))
+        if patched != watch._builtins:
+            watch.seen.add("patched builtins")
+            watch._builtins_now.update(zip(watch._BUILTINS, watch._builtins, strict=True))
+            self.patched = patched
+
+    def __exit__(self, *exc: object) -> None:
+        if self.patched is not None:
+            self.watch._builtins_now.update(zip(self.watch._BUILTINS, self.patched, strict=True))
+
+
 class Contestant:
     """Serves the referee's requests in the solution's process."""
 
-    def __init__(self, sock: socket.socket):
-        self.sock = sock
+    def __init__(self) -> None:
+        self.sock: socket.socket | None = None  # set in the forked child
         self.namespace: dict[str, Any] = {"__name__": "solution", "__builtins__": builtins}
         self.buffer = bytearray()
         self.watch = _Watch(globals())
+        self.decoder = decoder(self.resolve)
 
     def receive(self) -> dict[str, Any] | None:
         while True:
@@ -456,8 +490,8 @@ class Contestant:
                     target = getattr(holder(), name)
                 else:
                     target = self.namespace[name]
-                args = decode(request["args"], self.resolve)
-                kwargs = decode(request["kwargs"], self.resolve)
+                args = decode(request["args"], using=self.decoder)
+                kwargs = decode(request["kwargs"], using=self.decoder)
             value = target(*args, **kwargs)
         except _Interrupted:
             raise
@@ -468,7 +502,7 @@ class Contestant:
                 return "raised", [type(exc).__name__, _message(exc)]
         with self.watch.original_builtins():
             try:
-                return "value", json.dumps(encode(value), separators=(",", ":"))
+                return "value", _COMPACT.encode(encode(value))
             except (Unencodable, RecursionError, ValueError, TypeError) as exc:
                 return "unencodable", _message(exc)
 
@@ -484,22 +518,18 @@ class Contestant:
             handlers[request["op"]](request)
 
 
-def _become_contestant(sock: socket.socket) -> None:
-    """Runs in the forked child; never returns."""
+def _become_contestant(contestant: Contestant, sock: socket.socket) -> None:
+    """Runs in the forked child; never returns. Everything that can be done before the fork
+    (dropping capabilities, building ``contestant``) was: each page a child touches is copied."""
     try:
         devnull = os.open(os.devnull, os.O_RDWR)
         os.dup2(devnull, 0)
         os.dup2(devnull, 1)
         os.dup2(sock.fileno(), _CONTESTANT_FD)
-        os.closerange(_CONTESTANT_FD + 1, os.sysconf("SC_OPEN_MAX"))
-        _drop_privileges()
-        channel = socket.socket(fileno=_CONTESTANT_FD)
-        kept = _capabilities(os.getpid())
-        if kept is not None:  # checked by our own code: no solution code has run in this process
-            channel.sendall(_dumps({"id": 0, "refused": f"the solution's process kept capabilities ({kept})"}))
-            os._exit(0)
-        channel.sendall(_dumps({"id": 0, "ready": True}))
-        Contestant(channel).serve()
+        os.closerange(_CONTESTANT_FD + 1, _OPEN_MAX)
+        contestant.sock = socket.socket(fileno=_CONTESTANT_FD)
+        contestant.sock.sendall(_dumps({"id": 0, "ready": True}))
+        contestant.serve()
     except BaseException:
         pass
     os._exit(0)
@@ -514,15 +544,20 @@ _SCRATCH_ENV = "CASCADE_SANDBOX_SCRATCH"
 #: seconds the referee waits for the nursery to answer
 _NURSERY_TIMEOUT_S = 5.0
 _PR_SET_CHILD_SUBREAPER = 36
+#: seconds the referee waits for killed processes to end before it gives up on the batch
+_STOP_WAIT_S = 0.5
 
 
 def _descendants(root: int) -> list[int]:
+    """The live processes below ``root``."""
     parents: dict[int, int] = {}
     for name in os.listdir("/proc"):
         if name.isdigit():
             with contextlib.suppress(OSError, ValueError, IndexError):
                 stat = _read(f"/proc/{name}/stat")
-                parents[int(name)] = int(stat[stat.rindex(b")") + 2 :].split()[1])
+                state, ppid = stat[stat.rindex(b")") + 2 :].split()[:2]
+                if state not in b"ZX":  # ended: a zombie's children have already moved up
+                    parents[int(name)] = int(ppid)
     found, frontier = [], [root]
     while frontier:
         parent = frontier.pop()
@@ -653,48 +688,53 @@ def _remove(path: str, is_dir: bool) -> bool:
 class _Nursery:
     """A process forked before the referee reads any test, which forks each suite's contestant.
 
-    So no contestant's memory ever held a test, whichever suite of the batch it serves. Between
-    two suites it kills everything the last contestant started (it is their subreaper, so no
-    process escapes it) and restores the writable directories (:class:`_Scratch`); when that
-    fails the batch ends there. Requests and replies are JSON datagrams; a spawn request carries
-    the contestant's end of its socket.
+    So no contestant's memory ever held a test, whichever suite of the batch it serves. It is
+    the contestants' subreaper, so every process they start stays below it. Between two suites
+    the referee kills all of them and restores the writable directories (:class:`_Scratch`);
+    when that fails the batch ends there. The nursery itself does as little as it can, since
+    every page it touches after a fork is a copy: a spawn request is one byte carrying the
+    contestant's end of its socket, the reply its pid.
     """
 
     def __init__(self) -> None:
+        roots = [root for root in os.environ.get(_SCRATCH_ENV, "").split(":") if root] or [os.getcwd()]
+        self.scratch = _Scratch(roots)
         self.sock, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        contestant = Contestant()
         self.pid = os.fork()
         if self.pid == 0:
             self.sock.close()
-            _nursery_main(theirs)
+            _nursery_main(theirs, contestant)
         theirs.close()
         self.sock.settimeout(_NURSERY_TIMEOUT_S)
-
-    def _ask(self, request: dict[str, Any], fds: list[int] = ()) -> dict[str, Any]:  # type: ignore[assignment]
-        with contextlib.suppress(OSError):
-            os.kill(self.pid, signal.SIGCONT)  # a contestant may have stopped it
-        socket.send_fds(self.sock, [json.dumps(request).encode()], list(fds))
-        reply = json.loads(self.sock.recv(1 << 16) or b"null")
-        if type(reply) is not dict:
-            raise ValueError("the nursery is gone")
-        return reply
 
     def spawn(self) -> tuple[int, socket.socket]:
         ours, theirs = socket.socketpair()
         try:
-            reply = self._ask({"op": "spawn"}, [theirs.fileno()])
+            with contextlib.suppress(OSError):
+                os.kill(self.pid, signal.SIGCONT)  # a contestant may have stopped it
+            socket.send_fds(self.sock, [b"s"], [theirs.fileno()])
+            reply = self.sock.recv(256)
+        except BaseException:
+            ours.close()
+            raise
         finally:
             theirs.close()
-        if type(reply.get("pid")) is not int:
+        if not reply.isdigit():
             ours.close()
-            raise ValueError(str(reply.get("error", "the nursery could not fork")))
-        return reply["pid"], ours
+            raise ValueError(reply.decode(errors="replace") or "the nursery is gone")
+        return int(reply), ours
 
     def clean(self) -> str | None:
         """``None`` once the sandbox is as before the last contestant, else what is left."""
-        return self._ask({"op": "clean"}).get("left")
+        if not _stop_descendants(self.pid):
+            return "processes of the solution that would not stop"
+        if os.waitpid(self.pid, os.WNOHANG)[0] != 0:
+            return "the nursery is gone"  # what it held may have escaped to the sandbox's init
+        return self.scratch.restore()
 
     def close(self) -> None:
-        self.sock.close()  # the nursery cleans up and exits
+        self.sock.close()  # the nursery kills what is left and exits
         with contextlib.suppress(OSError):
             deadline = time.monotonic() + _NURSERY_TIMEOUT_S
             while os.waitpid(self.pid, os.WNOHANG)[0] == 0:  # its children's CPU time joins ours
@@ -708,10 +748,11 @@ class _OneContestant:
 
     def __init__(self) -> None:
         self.sock, theirs = socket.socketpair()
+        contestant = Contestant()
         self.pid = os.fork()
         if self.pid == 0:
             self.sock.close()
-            _become_contestant(theirs)
+            _become_contestant(contestant, theirs)
         theirs.close()
 
     def spawn(self) -> tuple[int, socket.socket]:
@@ -726,26 +767,49 @@ class _OneContestant:
             os.waitpid(self.pid, 0)  # its CPU time joins ours in the job's usage
 
 
-def _stop_descendants() -> bool:
-    """Kill every process below us and reap them; ``False`` if some would not go."""
-    for _ in range(50):
-        pids = _descendants(os.getpid())
-        for pid in pids:
-            with contextlib.suppress(OSError):
-                os.kill(pid, signal.SIGKILL)
-        while True:
-            try:
-                if os.waitpid(-1, os.WNOHANG)[0] == 0:
-                    break
-            except ChildProcessError:
-                break
+def _stop_descendants(root: int) -> bool:
+    """Kill every live process below ``root`` and wait until each has ended; ``False`` if some
+    would not. (Only their parent can reap them: the nursery does, before each fork.)"""
+    deadline = time.monotonic() + _STOP_WAIT_S
+    while True:
+        pids = _descendants(root)
         if not pids:
             return True
-        time.sleep(0.001)
-    return False
+        if time.monotonic() > deadline:
+            return False
+        # A pidfd turns readable once its process has ended: wait for that, not a fixed time.
+        waiting = select.poll()
+        pidfds = set()
+        for pid in pids:
+            with contextlib.suppress(OSError):
+                fd = os.pidfd_open(pid)
+                pidfds.add(fd)
+                waiting.register(fd, select.POLLIN)
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+        try:
+            if not pidfds:
+                time.sleep(0.001)  # a kernel without pidfds
+            while pidfds and time.monotonic() < deadline:
+                for fd, _event in waiting.poll(max(0.0, deadline - time.monotonic()) * 1000):
+                    waiting.unregister(fd)
+                    pidfds.discard(fd)
+                    os.close(fd)
+        finally:
+            for fd in pidfds:
+                os.close(fd)
 
 
-def _nursery_main(control: socket.socket) -> None:
+def _reap() -> None:
+    while True:
+        try:
+            if os.waitpid(-1, os.WNOHANG)[0] == 0:
+                return
+        except ChildProcessError:
+            return
+
+
+def _nursery_main(control: socket.socket, contestant: Contestant) -> None:
     """Runs in the nursery; never returns."""
     try:
         devnull = os.open(os.devnull, os.O_RDWR)
@@ -755,31 +819,26 @@ def _nursery_main(control: socket.socket) -> None:
             import ctypes
 
             ctypes.CDLL(None).prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
-        roots = [root for root in os.environ.get(_SCRATCH_ENV, "").split(":") if root] or [os.getcwd()]
-        scratch = _Scratch(roots)
         while True:
-            message, fds, _flags, _address = socket.recv_fds(control, 1 << 16, 1)
-            if not message:
+            message, fds, _flags, _address = socket.recv_fds(control, 16, 1)
+            if message != b"s" or len(fds) != 1:
                 break
-            op = json.loads(message).get("op")
-            if op == "spawn" and len(fds) == 1:
+            _reap()
+            try:
                 pid = os.fork()
-                if pid == 0:
-                    control.close()
-                    _become_contestant(socket.socket(fileno=fds[0]))
+            except OSError as exc:
+                control.send(f"the nursery could not fork: {exc.strerror}".encode())
                 os.close(fds[0])
-                reply: dict[str, Any] = {"pid": pid}
-            elif op == "clean":
-                left = None if _stop_descendants() else "processes of the solution that would not stop"
-                reply = {"left": left or scratch.restore()}
-            else:
-                for fd in fds:
-                    os.close(fd)
-                reply = {"error": f"unknown request {op!r}"}
-            control.send(json.dumps(reply).encode())
+                continue
+            if pid == 0:
+                control.close()
+                _become_contestant(contestant, socket.socket(fileno=fds[0]))
+            os.close(fds[0])
+            control.send(str(pid).encode())
     except BaseException:
         pass
-    _stop_descendants()
+    _stop_descendants(os.getpid())
+    _reap()
     os._exit(0)
 
 
@@ -984,7 +1043,7 @@ class Referee:
         raise self.timeout()
 
     _REPLY_KEYS = frozenset(
-        {"ready", "refused", "loaded", "load_failed", "value", "raised", "unencodable", "interrupted"}
+        {"ready", "loaded", "load_failed", "value", "raised", "unencodable", "interrupted"}
     )
 
     def _check_reply(self, payload: bytes, ident: int) -> dict[str, Any]:
@@ -1017,13 +1076,11 @@ class Referee:
 
     def _start_up(self) -> None:
         """The contestant's first message (sent before it reads our first request, so waiting
-        for it costs nothing): ``ready`` once it has dropped its capabilities and checked."""
+        for it costs nothing), and a look at its capabilities: it must hold none."""
         try:
             hello = self.receive(0, "start-up")
         except _Stop as stop:
             raise HarnessFailure(f"the solution's process did not start: {stop.message}") from None
-        if "refused" in hello:
-            raise HarnessFailure(str(hello["refused"])[:_MESSAGE_CHARS])
         kept = _capabilities(self.pid)
         if "ready" not in hello or kept is not None:
             raise HarnessFailure(f"the solution's process did not drop its capabilities ({kept})")
@@ -1038,8 +1095,8 @@ class Referee:
         if time.monotonic() > self.wall_deadline or (self.calls % 16 == 0 and self.used() > self.cpu_budget):
             raise self.timeout()
         try:
-            encoded_args = json.dumps(encode(list(args), refs=True), separators=(",", ":"))
-            encoded_kwargs = json.dumps(encode(dict(kwargs), refs=True), separators=(",", ":"))
+            encoded_args = _COMPACT.encode(encode(list(args), refs=True))
+            encoded_kwargs = _COMPACT.encode(encode(dict(kwargs), refs=True))
         except (Unencodable, RecursionError, ValueError) as exc:
             raise self.fail("unsupported", f"the test passes {exc} to the solution; it cannot cross") from None
         reply = self.request("call", f"a call of {name}", name=name, args=encoded_args, kwargs=encoded_kwargs,
@@ -1176,8 +1233,10 @@ def main() -> None:
         import ctypes
 
         ctypes.CDLL(None).prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE 0: no ptrace, no /proc/<us>/fd
+        _drop_privileges()  # the sandbox's job has none already; every contestant is our fork
     except Exception:
         pass
+    _stay_on_this_cpu()
     gc.freeze()  # neither process's collector walks (and so copies) what both inherited
     nursery: _Nursery | _OneContestant = _OneContestant() if sys.argv[1:] == ["--one"] else _Nursery()
     # Only now read the tests: the nursery's memory (and so every contestant's) is a copy of ours
@@ -1200,6 +1259,16 @@ def main() -> None:
                 break  # the suites left get no record: the host runs each again in a job of its own
     finally:
         nursery.close()
+
+
+def _stay_on_this_cpu() -> None:
+    """Keep this job's processes on the CPU the scheduler gave the referee. Referee and
+    contestant take turns (every call is a round trip), so one CPU loses no parallelism, and a
+    wake-up on the same CPU is much cheaper than one that crosses to another (an interrupt
+    between CPUs; under a hypervisor, an exit). Each job picks afresh, so load still spreads."""
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        stat = _read("/proc/self/stat")
+        os.sched_setaffinity(0, {int(stat[stat.rindex(b")") + 2 :].split()[36])})
 
 
 def _run_suite(nursery: _Nursery | _OneContestant, spec: dict[str, Any], records: int) -> bool:
