@@ -21,14 +21,16 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
-import resource
 import shutil
 import statistics
 import time
 from collections import Counter
 from pathlib import Path
 
+import yaml
+from local_quickstart_tuning import cpu_seconds  # this folder is on sys.path when run as a script
+
+from cascade_plugins.backends.local.data import load_rows
 from cascade_plugins.cascade.loading import load_cascade_config
 from cascade_plugins.cascade.manifest import RunManifest, load_manifest
 from cascade_plugins.cascade.report import build_report, recoveries, write_report
@@ -38,10 +40,10 @@ from cascade_plugins.cascade.sequencer import Sequencer
 REPO = Path(__file__).resolve().parents[1]
 
 
-def cpu_seconds() -> float:
-    """CPU time of this process and of its finished children (reward sandboxes, worker pools)."""
-    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+def max_new_tokens(run_dir: Path) -> int:
+    """The answer budget the run's stages generated with (its config snapshot's common hparams)."""
+    config = yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8"))
+    return int(config["hparams"]["common"]["max_new_tokens"])
 
 
 def thinking_share(checkpoint: str, data_path: str, max_new_tokens: int) -> float:
@@ -53,7 +55,7 @@ def thinking_share(checkpoint: str, data_path: str, max_new_tokens: int) -> floa
 
     logging.disable_progress_bar()  # one "Loading weights" bar per checkpoint would bury the table
     policy = load_policy(checkpoint)
-    rows = [json.loads(line) for line in Path(data_path).read_text(encoding="utf-8").splitlines() if line.strip()]
+    rows = load_rows(data_path)
     out = generate(policy, [policy.encode_prompt(r["prompt"]) for r in rows], max_new_tokens, greedy=True,
                    batch_size=200)
     return sum(text.startswith("<think>") and not text.startswith("<think></think>") for text in out.texts) / len(rows)
@@ -133,7 +135,7 @@ def main() -> None:
             line.append(f"{stage} " + "/".join(f"{data.cells[d][stage].score:.3f}" for d in domains))
         print(" ".join(line), flush=True)
         if not args.no_modes:
-            budget = 28
+            budget = max_new_tokens(run_dir)
             for record in manifest.stages:
                 checkpoint = (record.result or {}).get("checkpoint", {}).get("path")
                 for domain in domains:

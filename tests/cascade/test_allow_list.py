@@ -12,7 +12,7 @@ import yaml
 from cascade_plugins.cascade.loading import load_cascade_config
 from cascade_plugins.cascade.resolve import check_plan
 from cascade_plugins.config import ConfigError
-from cascade_plugins.plugins import get_registry, reset_registry_cache
+from cascade_plugins.plugins import PluginConflictError, get_registry, reset_registry_cache
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
@@ -71,7 +71,7 @@ def test_the_local_cascade_plans_without_ever_loading_a_plugin_it_leaves_out(
     assert [s.name for s in plan.stages] == ["sft", "math_grpo", "code_grpo", "mopd"]
     assert not (intruder / "imported").exists()
     # everything installed (no allow-list) does load it, and the clash is named
-    with pytest.raises(Exception, match="registered twice"):
+    with pytest.raises(PluginConflictError, match="registered twice"):
         get_registry(None)
 
 

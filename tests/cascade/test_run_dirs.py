@@ -223,8 +223,10 @@ def test_local_stage_killed_moved_stopped_and_resumed_keeps_one_record_per_step(
     process = _start(["run", str(config), "--run-dir", str(first), "--no-report"], shared_tmp)
     checkpoints = first / "stages" / "sft" / "checkpoints"
     _wait_for_steps(first / "logs" / "sft", 30, process)
+    deadline = time.monotonic() + 300
     while not _records_beyond_the_checkpoint(first, checkpoints):  # a fast machine may be at one
         assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline
         time.sleep(0.01)
     process.kill()  # SIGKILL: the records go further than the last checkpoint (every 20 steps)
     process.communicate()

@@ -78,7 +78,6 @@ def test_time_spent_waiting_for_a_cpu_is_counted_for_every_process_of_the_job(me
         # parent and child each ran 0.5 s on the one CPU they shared, so each also waited
         assert quiet.running_s >= 0.9
         assert quiet.waiting_s >= 0.3
-        assert quiet.busy_s == quiet.running_s + quiet.waiting_s
         os.write(stdin, b"\n")
         os.close(stdin)
         assert process.wait().verdict == "OK"

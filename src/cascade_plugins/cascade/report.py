@@ -277,16 +277,35 @@ def render_markdown(data: ReportData, plot_name: str | None = None) -> str:
     return "\n".join(lines) + "\n"
 
 
-def render_plot(data: ReportData, path: Path) -> Path | None:
-    """The validation scores (a line per domain over the main line of stages; side-branch stages
-    as separate markers) above the training curves (one panel per metric of :data:`CURVES`, a
-    colour per stage). Returns ``None`` when matplotlib is not installed (the ``local`` extra)."""
+def _pyplot() -> Any | None:
+    """``matplotlib.pyplot`` on the Agg backend; ``None`` without matplotlib (the ``local`` extra)."""
     try:
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
+        return None
+    return plt
+
+
+def _save_png(plt: Any, fig: Any, path: Path, dpi: int) -> Path:
+    """Lay ``fig`` out, write it to ``path`` atomically, and close it (also on failure)."""
+    fig.tight_layout()
+    try:
+        with atomic_writer(path, "wb") as handle:
+            fig.savefig(handle, format="png", dpi=dpi)
+    finally:
+        plt.close(fig)
+    return path
+
+
+def render_plot(data: ReportData, path: Path) -> Path | None:
+    """The validation scores (a line per domain over the main line of stages; side-branch stages
+    as separate markers) above the training curves (one panel per metric of :data:`CURVES`, a
+    colour per stage). Returns ``None`` when matplotlib is not installed (the ``local`` extra)."""
+    plt = _pyplot()
+    if plt is None:
         return None
     panels = list(data.curves)
     width = max(6.0, 1.3 * len(data.stages) + 2, 4.2 * len(panels))
@@ -304,13 +323,7 @@ def render_plot(data: ReportData, path: Path) -> Path | None:
         ax.set_xlabel("optimizer step (through the cascade)", fontsize=8)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-    fig.tight_layout()
-    try:
-        with atomic_writer(path, "wb") as handle:
-            fig.savefig(handle, format="png", dpi=120)
-    finally:
-        plt.close(fig)
-    return path
+    return _save_png(plt, fig, path, dpi=120)
 
 
 def _plot_scores(data: ReportData, ax: Any) -> None:
@@ -542,12 +555,8 @@ def render_recovery_plot(data: ReportData, sizes: dict[str, int], path: Path) ->
     """One panel per domain (score after every stage of the main line, ±1 SE, forgetting ▼ and
     recovery ▲ marked, the MOPD teacher's score as a dashed line), plus a panel of the MOPD reverse
     KL per step. Returns ``None`` without matplotlib."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
+    plt = _pyplot()
+    if plt is None:
         return None
     mopd = [r for r in data.stages if r.kind == "mopd" and r.result]
     panels = len(data.domains) + (1 if mopd else 0)
@@ -595,10 +604,4 @@ def render_recovery_plot(data: ReportData, sizes: dict[str, int], path: Path) ->
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=7)
     fig.suptitle(f"{data.name}: forgetting and recovery")
-    fig.tight_layout()
-    try:
-        with atomic_writer(path, "wb") as handle:
-            fig.savefig(handle, format="png", dpi=110)
-    finally:
-        plt.close(fig)
-    return path
+    return _save_png(plt, fig, path, dpi=110)

@@ -14,7 +14,7 @@ from cascade_plugins.sandbox.limits import (
     SandboxUnavailable,
     Verdict,
 )
-from cascade_plugins.sandbox.sandbox import Sandbox, SandboxProcess, normalize_language
+from cascade_plugins.sandbox.sandbox import Sandbox, SandboxProcess, language_and_standard, normalize_language
 
 __all__ = [
     "COMPILE_LIMITS",
@@ -26,5 +26,6 @@ __all__ = [
     "SandboxProcess",
     "SandboxUnavailable",
     "Verdict",
+    "language_and_standard",
     "normalize_language",
 ]

@@ -176,14 +176,17 @@ def test_fence_languages(fence: str, default: str | None, language: str | None) 
 
 
 @pytest.mark.parametrize(
-    ("fence", "default", "standard"),
-    [("c++20", None, "gnu++20"), ("cpp17", None, "gnu++17"), ("gnu++23", None, "gnu++23"), ("cpp", None, None),
-     ("", "c++20", "gnu++20"), ("", "cpp", None), ("python", "c++20", None)],
+    ("fence", "default", "standard", "judged_as"),
+    [("c++20", None, "gnu++20", "gnu++20"), ("cpp17", None, "gnu++17", "gnu++17"),
+     ("gnu++23", None, "gnu++23", "gnu++23"), ("cpp", None, None, "cpp"), ("", "c++20", "gnu++20", "gnu++20"),
+     ("", "cpp", None, "cpp"), ("python", "c++20", None, "python")],
 )  # fmt: skip
-def test_fences_naming_a_cxx_dialect_keep_its_standard(fence: str, default: str | None, standard: str | None) -> None:
+def test_fences_naming_a_cxx_dialect_keep_its_standard(
+    fence: str, default: str | None, standard: str | None, judged_as: str
+) -> None:
     extracted = extract_code(f"```{fence}\n#include <cstdio>\n```", default)
     assert extracted is not None and extracted.standard == standard
-    assert extracted.judge_language == (standard or extracted.language)
+    assert extracted.judge_language == judged_as
 
 
 def test_a_cxx20_fence_is_judged_as_cxx20(reward: CompetitionReward) -> None:

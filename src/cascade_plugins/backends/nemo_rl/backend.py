@@ -54,6 +54,7 @@ from cascade_plugins.backends.nemo_rl.stage_config import (
     StageLayout,
     algorithm_for,
     build_stage_config,
+    init_model_name,
     parse_hparams,
     resolve_base,
 )
@@ -211,9 +212,11 @@ class NemoRLBackend:
                 add([SectionIssue(DEFAULTS_KEY, f"NeMo RL config not found: {base}")])
         except SectionError as exc:
             add(exc.issues)
-        if spec.init is not None and spec.init.format != "hf":  # also when the stage config stops earlier
-            add([SectionIssue(("init",), f"checkpoint {spec.init.path} is {spec.init.format!r}; NeMo RL stages "
-                              "start from Hugging Face weights")])
+        if spec.init is not None:  # its format, also when the stage config stops earlier
+            try:
+                init_model_name(spec)
+            except SectionError as exc:
+                add(exc.issues)
         child: dict[str, Any] | None = None
         try:
             child = self.stage_config(spec)

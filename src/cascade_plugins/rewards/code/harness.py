@@ -77,7 +77,7 @@ def harness_limits(cpu_per_test: float, counts: Sequence[int], memory_mb: int, o
     return Limits(
         cpu_time_s=sum(cpu_per_test * (count + 1) + LOAD_CPU_S + 1.0 for count in counts),
         memory_mb=memory_mb,
-        output_bytes=output_bytes if len(counts) == 1 else max(output_bytes, min(output_bytes * len(counts), 64 << 20)),
+        output_bytes=max(output_bytes, min(output_bytes * len(counts), 64 << 20)),
     )
 
 

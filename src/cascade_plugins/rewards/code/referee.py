@@ -45,12 +45,14 @@ import gc
 import json
 import os
 import select
+import shutil
 import signal
 import socket
 import struct
 import sys
 import time
 import types
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 _FRAME = struct.Struct(">I")
@@ -679,10 +681,20 @@ def _remove(path: str, is_dir: bool) -> bool:
                     os.chmod(os.path.join(parent, name), 0o700)
     with contextlib.suppress(OSError):
         os.chmod(path, 0o700)
-    import shutil
-
     shutil.rmtree(path, ignore_errors=True)
     return not os.path.lexists(path)
+
+
+def _fork_child(run: Callable[[socket.socket], None], kind: int = socket.SOCK_STREAM) -> tuple[int, socket.socket]:
+    """Fork a child that runs ``run`` (which never returns) on its end of a new socket pair;
+    the child's pid and our end."""
+    ours, theirs = socket.socketpair(socket.AF_UNIX, kind)
+    pid = os.fork()
+    if pid == 0:
+        ours.close()
+        run(theirs)
+    theirs.close()
+    return pid, ours
 
 
 class _Nursery:
@@ -699,13 +711,8 @@ class _Nursery:
     def __init__(self) -> None:
         roots = [root for root in os.environ.get(_SCRATCH_ENV, "").split(":") if root] or [os.getcwd()]
         self.scratch = _Scratch(roots)
-        self.sock, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         contestant = Contestant()
-        self.pid = os.fork()
-        if self.pid == 0:
-            self.sock.close()
-            _nursery_main(theirs, contestant)
-        theirs.close()
+        self.pid, self.sock = _fork_child(lambda sock: _nursery_main(sock, contestant), socket.SOCK_SEQPACKET)
         self.sock.settimeout(_NURSERY_TIMEOUT_S)
 
     def spawn(self) -> tuple[int, socket.socket]:
@@ -747,13 +754,8 @@ class _OneContestant:
     """For a job of one suite: its contestant, forked at once (one process less than a nursery)."""
 
     def __init__(self) -> None:
-        self.sock, theirs = socket.socketpair()
         contestant = Contestant()
-        self.pid = os.fork()
-        if self.pid == 0:
-            self.sock.close()
-            _become_contestant(contestant, theirs)
-        theirs.close()
+        self.pid, self.sock = _fork_child(lambda sock: _become_contestant(contestant, sock))
 
     def spawn(self) -> tuple[int, socket.socket]:
         return self.pid, self.sock

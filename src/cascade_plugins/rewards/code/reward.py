@@ -183,15 +183,17 @@ class CodeReward:
         parallel_tests = box.max_workers if len(samples) < box.max_workers else 1
         plans = [self._plan_safely(sample) for sample in samples]
         results: list[RewardResult | None] = [plan if isinstance(plan, RewardResult) else None for plan in plans]
-        pending = [i for i, plan in enumerate(plans) if isinstance(plan, _Pending)]
-        harness = [i for i in pending if cast(_Pending, plans[i]).spec is not None]
-        tasks: list[Callable[[], None]] = []
-        for chunk in _batches(harness, box.max_workers, self.options.suites_per_job):
-            batch = [cast(_Pending, plans[i]) for i in chunk]
-            tasks.append(lambda batch=batch, chunk=chunk: self._score_batch(box, batch, chunk, results))
-        for i in pending:
-            if i not in harness:
-                tasks.append(lambda i=i: self._score_stdio(box, cast(_Pending, plans[i]), i, results, parallel_tests))
+        pending = {i: plan for i, plan in enumerate(plans) if isinstance(plan, _Pending)}
+        harness = [i for i, plan in pending.items() if plan.spec is not None]
+        tasks: list[Callable[[], None]] = [
+            lambda chunk=chunk: self._score_batch(box, [pending[i] for i in chunk], chunk, results)
+            for chunk in _batches(harness, box.max_workers, self.options.suites_per_job)
+        ]
+        tasks += [
+            lambda i=i: self._score_stdio(box, pending[i], i, results, parallel_tests)
+            for i, plan in pending.items()
+            if plan.spec is None
+        ]
         if len(tasks) == 1:
             tasks[0]()
         elif tasks:
@@ -298,10 +300,9 @@ class CodeReward:
         try:
             specs = [cast(HarnessSpec, plan.spec) for plan in plans]
             counts = [plan.suite.count for plan in plans]
-            budget = options.time_limit_s, options.memory_mb, options.output_bytes
 
             def limits(counts: list[int]) -> Limits:
-                return harness_limits(budget[0], counts, budget[1], budget[2])
+                return harness_limits(options.time_limit_s, counts, options.memory_mb, options.output_bytes)
 
             walls = [limits([count]).wall_s for count in counts]
             reports = run_harness(box, specs, limits(counts), walls)

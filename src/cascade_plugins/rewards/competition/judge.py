@@ -19,6 +19,7 @@ import dataclasses
 import hashlib
 import os
 import queue
+import signal
 import threading
 import time
 from collections import OrderedDict
@@ -152,7 +153,7 @@ def submission_compile_limits(package: ProblemPackage) -> Limits:
 
 def program_too_large(result: ExecResult) -> bool:
     """Did a compilation fail because its output outgrew the file size cap or the work area?"""
-    return result.signal == 25 or any(marker in result.stderr[-4000:] for marker in _TOO_LARGE)  # SIGXFSZ
+    return result.signal == signal.SIGXFSZ or any(marker in result.stderr[-4000:] for marker in _TOO_LARGE)
 
 
 class Judge:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cascade_plugins.rewards.competition.errors import ProblemPackageError, UnsupportedFeature
-from cascade_plugins.sandbox.sandbox import language_and_standard
+from cascade_plugins.sandbox import language_and_standard
 
 #: extension -> language code of the format's table (extensions in parentheses there are left out)
 EXTENSIONS: dict[str, str] = {

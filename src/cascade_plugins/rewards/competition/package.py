@@ -266,7 +266,7 @@ def _read_yaml(path: Path, constants: Mapping[str, str] | None = None) -> Any:
     """The YAML document at ``path``, ``{{constants}}`` substituted first when given."""
     try:
         raw = path.read_bytes()
-        text = (substitute_constants(raw, constants) if constants else raw).decode("utf-8")
+        text = substitute_constants(raw, constants or {}).decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ProblemPackageError(path, f"not UTF-8 text ({exc})") from None
     except OSError as exc:

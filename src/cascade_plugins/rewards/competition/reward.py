@@ -109,7 +109,7 @@ class CompetitionReward:
         except UnsupportedFeature as exc:  # the problem does not take this language: the policy's choice
             return RewardResult(0.0, Verdict.NO_ANSWER, {"problem": package.name, "reason": str(exc)})
         try:
-            report = self.judge.judge(package, extracted.code, extracted.judge_language or extracted.language)
+            report = self.judge.judge(package, extracted.code, extracted.judge_language)
         except (ProblemPackageError, SandboxUnavailable, ValueError) as exc:
             return RewardResult(0.0, Verdict.ERROR, {"problem": package.name, "error": str(exc)})
         details = self._details(report, extracted.language)
